@@ -1,0 +1,146 @@
+/**
+ * skiffd configuration: one TOML file, every key optional, every default here.
+ * The README documents each key; keep the two in step.
+ */
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { parse as parseToml } from "smol-toml";
+import { invalidArgument } from "./errors.js";
+
+export interface RuntimeHandlerConfig {
+  /** Shim binary (runtime v2 `start` / `delete` protocol). */
+  shim: string;
+  /** OCI runtime binary passed to the shim as runc Options.binary_name ("" = the shim's default, runc). */
+  binaryName: string;
+  /** runc root passed as Options.root ("" = the shim's default /run/containerd/runc). */
+  runcRoot: string;
+}
+
+export interface Config {
+  /** CRI gRPC socket; the shims' event socket is `${socket}.ttrpc`. */
+  socket: string;
+  /** Debug/task API socket used by the `skiff task` CLI. */
+  debugSocket: string;
+  /** Durable state: meta.db, content, snapshots. */
+  root: string;
+  /** Volatile state: bundles, netns, streaming sockets. */
+  state: string;
+  /** containerd namespace the shims run in (runc state lives under /run/containerd/runc/<namespace>). */
+  namespace: string;
+  /** Handler name → shim settings. "runc" always exists. */
+  runtimes: Record<string, RuntimeHandlerConfig>;
+  defaultRuntime: string;
+  timeouts: {
+    /** Bound on one ttrpc call to a shim during teardown (the work is retried after it). */
+    shimCallMs: number;
+    /** How long `start` of a shim may take. */
+    shimStartMs: number;
+    /** How long to wait for a shim process to exit after Shutdown before retrying. */
+    shimExitMs: number;
+  };
+  teardown: { initialBackoffMs: number; maxBackoffMs: number };
+  logLevel: string;
+}
+
+export function defaultConfig(): Config {
+  return {
+    socket: "/run/skiff/skiff.sock",
+    debugSocket: "/run/skiff/debug.sock",
+    root: "/var/lib/skiff",
+    state: "/run/skiff",
+    namespace: "skiff",
+    runtimes: { runc: { shim: "containerd-shim-runc-v2", binaryName: "", runcRoot: "" } },
+    defaultRuntime: "runc",
+    timeouts: { shimCallMs: 10_000, shimStartMs: 10_000, shimExitMs: 5_000 },
+    teardown: { initialBackoffMs: 1_000, maxBackoffMs: 300_000 },
+    logLevel: "info",
+  };
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function pick<T>(src: Obj, key: string, kind: "string" | "number", fallback: T, where: string): T {
+  const v = src[key];
+  if (v === undefined) return fallback;
+  if (typeof v !== kind) throw invalidArgument(`config: ${where}${key} must be a ${kind}`);
+  return v as T;
+}
+
+/** Merges a parsed TOML document over the defaults; unknown keys are an error (typos must not pass silently). */
+export function configFromObject(doc: Obj, base: Config = defaultConfig()): Config {
+  const known = new Set(["socket", "debug_socket", "root", "state", "namespace", "runtimes", "default_runtime", "timeouts", "teardown", "log_level"]);
+  for (const k of Object.keys(doc)) if (!known.has(k)) throw invalidArgument(`config: unknown key "${k}"`);
+  const cfg: Config = structuredClone(base);
+  cfg.socket = pick(doc, "socket", "string", cfg.socket, "");
+  cfg.debugSocket = pick(doc, "debug_socket", "string", cfg.debugSocket, "");
+  cfg.root = pick(doc, "root", "string", cfg.root, "");
+  cfg.state = pick(doc, "state", "string", cfg.state, "");
+  cfg.namespace = pick(doc, "namespace", "string", cfg.namespace, "");
+  cfg.defaultRuntime = pick(doc, "default_runtime", "string", cfg.defaultRuntime, "");
+  cfg.logLevel = pick(doc, "log_level", "string", cfg.logLevel, "");
+  if (doc.runtimes !== undefined) {
+    if (!isObj(doc.runtimes)) throw invalidArgument("config: runtimes must be a table");
+    for (const [name, raw] of Object.entries(doc.runtimes)) {
+      if (!isObj(raw)) throw invalidArgument(`config: runtimes.${name} must be a table`);
+      const prev = cfg.runtimes[name] ?? { shim: "containerd-shim-runc-v2", binaryName: "", runcRoot: "" };
+      cfg.runtimes[name] = {
+        shim: pick(raw, "shim", "string", prev.shim, `runtimes.${name}.`),
+        binaryName: pick(raw, "binary_name", "string", prev.binaryName, `runtimes.${name}.`),
+        runcRoot: pick(raw, "runc_root", "string", prev.runcRoot, `runtimes.${name}.`),
+      };
+    }
+  }
+  if (doc.timeouts !== undefined) {
+    if (!isObj(doc.timeouts)) throw invalidArgument("config: timeouts must be a table");
+    const t = doc.timeouts;
+    cfg.timeouts.shimCallMs = pick(t, "shim_call_ms", "number", cfg.timeouts.shimCallMs, "timeouts.");
+    cfg.timeouts.shimStartMs = pick(t, "shim_start_ms", "number", cfg.timeouts.shimStartMs, "timeouts.");
+    cfg.timeouts.shimExitMs = pick(t, "shim_exit_ms", "number", cfg.timeouts.shimExitMs, "timeouts.");
+  }
+  if (doc.teardown !== undefined) {
+    if (!isObj(doc.teardown)) throw invalidArgument("config: teardown must be a table");
+    const t = doc.teardown;
+    cfg.teardown.initialBackoffMs = pick(t, "initial_backoff_ms", "number", cfg.teardown.initialBackoffMs, "teardown.");
+    cfg.teardown.maxBackoffMs = pick(t, "max_backoff_ms", "number", cfg.teardown.maxBackoffMs, "teardown.");
+  }
+  validateConfig(cfg);
+  return cfg;
+}
+
+export function validateConfig(cfg: Config): void {
+  for (const key of ["socket", "debugSocket", "root", "state"] as const) {
+    if (!path.isAbsolute(cfg[key])) throw invalidArgument(`config: ${key} must be an absolute path, got "${cfg[key]}"`);
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cfg.namespace)) {
+    throw invalidArgument(`config: namespace "${cfg.namespace}" is not a valid name`);
+  }
+  if (!cfg.runtimes[cfg.defaultRuntime]) {
+    throw invalidArgument(`config: default_runtime "${cfg.defaultRuntime}" has no [runtimes.${cfg.defaultRuntime}] entry`);
+  }
+  for (const [k, v] of Object.entries(cfg.timeouts)) {
+    if (!(v > 0)) throw invalidArgument(`config: timeouts.${k} must be positive`);
+  }
+  if (!(cfg.teardown.initialBackoffMs > 0) || cfg.teardown.maxBackoffMs < cfg.teardown.initialBackoffMs) {
+    throw invalidArgument("config: teardown backoff must satisfy 0 < initial_backoff_ms <= max_backoff_ms");
+  }
+}
+
+/** Loads a TOML file; a missing file with `optional` yields the defaults. */
+export async function loadConfig(file: string | undefined, opts: { optional?: boolean } = {}): Promise<Config> {
+  if (!file) return defaultConfig();
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    if (opts.optional && (err as NodeJS.ErrnoException).code === "ENOENT") return defaultConfig();
+    throw invalidArgument(`config: cannot read ${file}: ${(err as Error).message}`, err);
+  }
+  let doc: Obj;
+  try {
+    doc = parseToml(text) as Obj;
+  } catch (err) {
+    throw invalidArgument(`config: ${file} is not valid TOML: ${(err as Error).message}`, err);
+  }
+  return configFromObject(doc);
+}
