@@ -1,0 +1,115 @@
+/**
+ * skiffd: wires metadata → events → shims → tasks → debug API (→ CRI, later) with explicit
+ * start-up and shutdown order. Shims and containers keep running across a daemon restart.
+ */
+import { mkdir } from "node:fs/promises";
+import * as path from "node:path";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import { MetadataStore } from "../metadata/index.js";
+import { EventExchange } from "../events/exchange.js";
+import { registerEventsService } from "../events/forward-service.js";
+import { TtrpcServer } from "../ttrpc/index.js";
+import { ShimManager } from "../runtime/shim-manager.js";
+import { TasksService } from "../tasks/service.js";
+import { handleShimDisconnect, recover } from "../tasks/recovery.js";
+import { ContainersService } from "../containers/service.js";
+import { registerDebugService } from "./debug-service.js";
+import { Lifecycle } from "./lifecycle.js";
+import type { TeardownHooks } from "../tasks/teardown.js";
+import { decodeTaskEvent } from "../events/task-events.js";
+import { nowRfc3339 } from "../util/time.js";
+
+export interface DaemonOptions {
+  hooks?: TeardownHooks;
+}
+
+export class Daemon {
+  meta!: MetadataStore;
+  readonly events = new EventExchange();
+  shims!: ShimManager;
+  tasks!: TasksService;
+  containers!: ContainersService;
+  private readonly lifecycle: Lifecycle;
+  private eventsServer: TtrpcServer | undefined;
+  private debugServer: TtrpcServer | undefined;
+  private unsubscribeExits: (() => void) | undefined;
+
+  constructor(
+    readonly cfg: Config,
+    readonly log: Logger,
+    private readonly opts: DaemonOptions = {},
+  ) {
+    this.lifecycle = new Lifecycle(log);
+  }
+
+  async start(): Promise<void> {
+    const { cfg, log } = this;
+    await this.lifecycle.startAll([
+      {
+        name: "metadata",
+        start: async () => {
+          await mkdir(cfg.root, { recursive: true, mode: 0o711 });
+          await mkdir(cfg.state, { recursive: true, mode: 0o711 });
+          this.meta = MetadataStore.open(path.join(cfg.root, "meta.db"));
+        },
+        close: async () => this.meta.close(),
+      },
+      {
+        name: "events",
+        start: async () => {
+          await mkdir(path.dirname(cfg.socket), { recursive: true, mode: 0o711 });
+          this.eventsServer = new TtrpcServer();
+          registerEventsService(this.eventsServer, this.events);
+          await this.eventsServer.listen(`${cfg.socket}.ttrpc`, { mode: 0o600 });
+        },
+        close: async () => this.eventsServer?.close(),
+      },
+      {
+        name: "tasks",
+        start: async () => {
+          this.shims = new ShimManager(cfg, this.meta, log.child({ c: "shims" }), {
+            onDisconnect: (id) => void handleShimDisconnect(this.tasks, id).catch((err: unknown) => {
+              log.error({ shim: id, err: (err as Error).message }, "shim disconnect handling failed");
+            }),
+          });
+          this.tasks = new TasksService(cfg, this.meta, this.shims, log.child({ c: "tasks" }), this.opts.hooks);
+          this.containers = new ContainersService(cfg, this.meta);
+          this.unsubscribeExits = this.events.on({ topics: ["/tasks/exit"], namespace: cfg.namespace }, (env) => {
+            let ev;
+            try {
+              ev = decodeTaskEvent(env);
+            } catch (err) {
+              log.warn({ topic: env.topic, err: (err as Error).message }, "undecodable task event");
+              return;
+            }
+            if (ev?.kind !== "exit") return;
+            const at = ev.exitedAt ? ev.exitedAt.toISOString() : nowRfc3339();
+            this.tasks.handleExitEvent(ev.containerId, ev.id, ev.exitStatus, at);
+          });
+          await recover(this.tasks);
+        },
+        close: async () => {
+          this.unsubscribeExits?.();
+          await this.tasks.close();
+          await this.shims.close();
+        },
+      },
+      {
+        name: "debug-api",
+        start: async () => {
+          this.debugServer = new TtrpcServer();
+          registerDebugService(this.debugServer, this);
+          await mkdir(path.dirname(cfg.debugSocket), { recursive: true, mode: 0o711 });
+          await this.debugServer.listen(cfg.debugSocket, { mode: 0o600 });
+        },
+        close: async () => this.debugServer?.close(),
+      },
+    ]);
+    log.info({ socket: cfg.socket, debugSocket: cfg.debugSocket, root: cfg.root, state: cfg.state }, "skiffd ready");
+  }
+
+  close(): Promise<void> {
+    return this.lifecycle.closeAll();
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The low-level debug API behind `skiff task ...`: ttrpc on the debug socket, JSON payloads.
+ * A thin transport: decode, call a service, encode. No logic lives here.
+ */
+import type { TtrpcServer, CallContext } from "../ttrpc/index.js";
+import type { Daemon } from "./daemon.js";
+import { invalidArgument } from "../errors.js";
+import { bindRootfs, defaultSpec } from "../oci/spec.js";
+import { SANDBOX_ID_ANNOTATION } from "../runtime/shim-manager.js";
+
+export const DEBUG_SERVICE = "skiff.debug.v1.Tasks";
+
+export interface RunRequest {
+  id: string;
+  /** Host directory used as the rootfs (bind-mounted by the shim). */
+  rootfs: string;
+  args: string[];
+  env?: string[];
+  cwd?: string;
+  /** Shim group: tasks with the same group share one shim. */
+  group?: string;
+  runtime?: string;
+  stdout?: string;
+  stderr?: string;
+  /** Create only (default: create and start). */
+  createOnly?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+function str(req: Json, key: string): string {
+  const v = req[key];
+  if (typeof v !== "string" || v === "") throw invalidArgument(`${key} is required`);
+  return v;
+}
+
+export function registerDebugService(server: Pick<TtrpcServer, "register">, d: Daemon): void {
+  const method = (name: string, fn: (req: Json, ctx: CallContext) => Promise<unknown>) =>
+    server.register(DEBUG_SERVICE, name, async (payload, ctx) => {
+      let req: Json;
+      try {
+        req = payload.length ? (JSON.parse(Buffer.from(payload).toString("utf8")) as Json) : {};
+      } catch {
+        throw invalidArgument(`${name}: request is not JSON`);
+      }
+      const res = await fn(req, ctx);
+      return Buffer.from(JSON.stringify(res ?? {}));
+    });
+
+  method("Run", async (raw, ctx) => {
+    const r = raw as unknown as RunRequest;
+    const id = str(raw, "id");
+    const rootfs = str(raw, "rootfs");
+    if (!Array.isArray(r.args) || r.args.length === 0) throw invalidArgument("args must be a non-empty list");
+    const annotations: Record<string, string> = r.group ? { [SANDBOX_ID_ANNOTATION]: r.group } : {};
+    d.containers.create({
+      id,
+      spec: defaultSpec({ args: r.args, env: r.env, cwd: r.cwd, annotations, hostname: id }),
+      rootfs: bindRootfs(rootfs),
+      runtime: r.runtime,
+      sandboxId: r.group,
+    });
+    try {
+      await d.tasks.create(id, { stdout: r.stdout ?? "", stderr: r.stderr ?? "" }, { signal: ctx.signal });
+    } catch (err) {
+      d.containers.delete(id);
+      throw err;
+    }
+    if (!r.createOnly) await d.tasks.start(id, { signal: ctx.signal });
+    return d.tasks.info(id);
+  });
+  method("Start", async (req, ctx) => d.tasks.start(str(req, "id"), { signal: ctx.signal }));
+  method("Kill", async (req, ctx) => {
+    const sig = typeof req.signal === "number" ? req.signal : 15;
+    await d.tasks.kill(str(req, "id"), sig, { all: req.all === true, signal: ctx.signal });
+    return {};
+  });
+  method("Wait", async (req, ctx) => d.tasks.wait(str(req, "id"), { signal: ctx.signal }));
+  method("Delete", async (req, ctx) => {
+    const id = str(req, "id");
+    const exit = await d.tasks.delete(id, { force: req.force === true, signal: ctx.signal });
+    if (req.removeContainer !== false) d.containers.delete(id);
+    return exit;
+  });
+  method("Info", async (req) => d.tasks.info(str(req, "id")));
+  method("List", async () => ({
+    tasks: d.tasks.list(),
+    shims: d.meta.shims.list().map((s) => ({ id: s.id, pid: s.pid, address: s.address, state: s.state, runtime: s.runtime })),
+    teardowns: d.meta.teardowns.list(),
+  }));
+}
