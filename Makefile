@@ -38,6 +38,8 @@ run: build
 
 ## test: every test: unit, then integration with a leak check (scripts/test.sh)
 test: build
+	@echo "typecheck: tests, benchmarks and scripts"
+	@npm run --silent typecheck:tests
 	@scripts/test.sh all
 
 test-unit: setup

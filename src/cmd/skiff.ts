@@ -55,6 +55,10 @@ task
   });
 task.command("ls").description("list tasks and shims").action(() => withClient(async (c) => print(await c.call("List"))));
 task.command("info <id>").action((id: string) => withClient(async (c) => print(await c.call("Info", { id }))));
+task
+  .command("state <id>")
+  .description("the task's state as its shim reports it")
+  .action((id: string) => withClient(async (c) => print(await c.call("State", { id }))));
 task.command("start <id>").action((id: string) => withClient(async (c) => print(await c.call("Start", { id }))));
 task
   .command("kill <id>")

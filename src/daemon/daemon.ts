@@ -84,7 +84,7 @@ export class Daemon {
               return;
             }
             if (ev?.kind !== "exit") return;
-            const at = ev.exitedAt ? ev.exitedAt.toISOString() : nowRfc3339();
+            const at = ev.exitedAtRfc3339 ?? nowRfc3339();
             this.tasks.handleExitEvent(ev.containerId, ev.id, ev.exitStatus, at);
           });
           await recover(this.tasks);

@@ -83,6 +83,7 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
     return exit;
   });
   method("Info", async (req) => d.tasks.info(str(req, "id")));
+  method("State", async (req, ctx) => d.tasks.state(str(req, "id"), { signal: ctx.signal }));
   method("List", async () => ({
     tasks: d.tasks.list(),
     shims: d.meta.shims.list().map((s) => ({ id: s.id, pid: s.pid, address: s.address, state: s.state, runtime: s.runtime })),

@@ -48,6 +48,7 @@ describe("decodeTaskEvent", () => {
       pid: 77,
       exitStatus: 137,
       exitedAt,
+      exitedAtRfc3339: "2024-05-01T09:59:59.500000000Z",
     });
   });
 
@@ -99,7 +100,7 @@ describe("decodeTaskEvent", () => {
       [
         envelope(TaskTopic.Delete, TaskDeleteSchema, { containerId: "c", pid: 9, exitStatus: 1 }),
         "delete",
-        { id: "", pid: 9, exitStatus: 1, exitedAt: undefined },
+        { id: "", pid: 9, exitStatus: 1, exitedAt: undefined, exitedAtRfc3339: undefined },
       ],
       [envelope(TaskTopic.ExecAdded, TaskExecAddedSchema, { containerId: "c", execId: "e" }), "exec-added", { execId: "e" }],
       [

@@ -6,6 +6,7 @@
  */
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampToRfc3339 } from "../util/time.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { invalidArgument } from "../errors.js";
 import {
@@ -73,6 +74,8 @@ export type TaskEvent =
       pid: number;
       exitStatus: number;
       exitedAt: Date | undefined;
+      /** The same instant as RFC 3339 with the shim's nanoseconds (a Date keeps only ms). */
+      exitedAtRfc3339: string | undefined;
     })
   | (Base & {
       topic: typeof TaskTopic.Delete;
@@ -82,6 +85,8 @@ export type TaskEvent =
       pid: number;
       exitStatus: number;
       exitedAt: Date | undefined;
+      /** The same instant as RFC 3339 with the shim's nanoseconds (a Date keeps only ms). */
+      exitedAtRfc3339: string | undefined;
     })
   | (Base & { topic: typeof TaskTopic.OOM; kind: "oom" })
   | (Base & { topic: typeof TaskTopic.ExecAdded; kind: "exec-added"; execId: string })
@@ -128,6 +133,7 @@ export function decodeTaskEvent(env: Envelope): TaskEvent | undefined {
         pid: e.pid,
         exitStatus: e.exitStatus,
         exitedAt: toDate(e.exitedAt),
+        exitedAtRfc3339: toDate(e.exitedAt) && timestampToRfc3339(e.exitedAt!),
       };
     }
     case TaskTopic.Delete: {
@@ -140,6 +146,7 @@ export function decodeTaskEvent(env: Envelope): TaskEvent | undefined {
         pid: e.pid,
         exitStatus: e.exitStatus,
         exitedAt: toDate(e.exitedAt),
+        exitedAtRfc3339: toDate(e.exitedAt) && timestampToRfc3339(e.exitedAt!),
       };
     }
     case TaskTopic.OOM:

@@ -159,7 +159,13 @@ export class ShimManager {
         signal: opts.signal,
       });
     } catch (err) {
+      // Nothing was started (or it is unreachable and unrecorded): drop the home and the record
+      // unless a task still points at this group's shim.
       this.detachLog(group);
+      await rm(home, { recursive: true, force: true }).catch(() => {});
+      this.meta.transaction(() => {
+        if (this.meta.shims.find(group) && this.meta.shimIsUnused(group)) this.meta.shims.delete(group);
+      });
       throw err;
     }
     const partial = { ...this.meta.shims.get(group), address };

@@ -31,6 +31,15 @@ import { UndoStack } from "../util/undo.js";
 import { ExecService } from "./execs.js";
 import { OCI_LINUX_RESOURCES_TYPE_URL, packJsonAny } from "../proto/any.js";
 
+const STATUS_NAMES: Record<number, TaskStatus> = {
+  [Status.UNKNOWN]: "unknown",
+  [Status.CREATED]: "created",
+  [Status.RUNNING]: "running",
+  [Status.STOPPED]: "stopped",
+  [Status.PAUSED]: "paused",
+  [Status.PAUSING]: "paused",
+};
+
 export interface CallOpts {
   signal?: AbortSignal;
 }
@@ -194,6 +203,16 @@ export class TasksService {
       bundle: t.bundle,
       ...(exit ? { exit } : {}),
     };
+  }
+
+  /** The task's live state as its shim reports it (status, pid, exit if stopped). */
+  async state(id: string, opts: CallOpts = {}): Promise<{ status: TaskStatus; pid: number; exit?: ExitStatus }> {
+    const { shim } = await this.live(id, opts);
+    const st = await shim.task.state(id, "", { signal: opts.signal, timeoutMs: this.cfg.timeouts.shimCallMs });
+    const status = STATUS_NAMES[st.status] ?? "unknown";
+    if (st.status !== Status.STOPPED) return { status, pid: st.pid };
+    const exitedAt = isZeroTimestamp(st.exitedAt) ? nowRfc3339() : timestampToRfc3339(st.exitedAt!);
+    return { status, pid: st.pid, exit: { exitStatus: st.exitStatus, exitedAt } };
   }
 
   list(): TaskInfo[] {

@@ -14,4 +14,5 @@ test("nanosecond timestamps survive a round trip", () => {
   assert.equal(rfc3339ToTimestamp("2026-01-01T00:00:00.5Z").nanos, 500_000_000);
   assert.equal(isZeroTimestamp(create(TimestampSchema, {})), true);
   assert.equal(isZeroTimestamp(ts), false);
+  assert.equal(isZeroTimestamp(create(TimestampSchema, { seconds: -62135596800n })), true, "Go's zero time");
 });

@@ -26,7 +26,10 @@ export function nowRfc3339(): string {
   return timestampToRfc3339(create(TimestampSchema, { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 }));
 }
 
-/** True for an unset or zero Timestamp (the shim sends zero for "not exited"). */
+/** Seconds of Go's zero `time.Time` (0001-01-01T00:00:00Z): what a 1.6 shim sends for "not set". */
+const GO_ZERO_TIME_SECONDS = -62135596800n;
+
+/** True for an unset Timestamp, the Unix epoch, or Go's zero time (the shim's "not exited"). */
 export function isZeroTimestamp(ts: Timestamp | undefined): boolean {
-  return !ts || (ts.seconds === 0n && ts.nanos === 0);
+  return !ts || ((ts.seconds === 0n || ts.seconds <= GO_ZERO_TIME_SECONDS) && ts.nanos === 0);
 }

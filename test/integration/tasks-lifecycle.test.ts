@@ -39,9 +39,14 @@ test("a task prints, exits 3, and teardown removes shim, bundle and rootfs mount
   assert.ok(shim.pid && (await isAlive(shim.pid)), "shim process runs");
   assert.deepEqual(await mountsUnder(created.bundle), [`${created.bundle}/rootfs`]);
 
+  assert.equal((await d.tasks.state("c1")).status, "created");
   await d.tasks.start("c1");
   const exit = await d.tasks.wait("c1", { signal: AbortSignal.timeout(10_000) });
   assert.equal(exit.exitStatus, 3);
+  const st = await d.tasks.state("c1");
+  assert.equal(st.status, "stopped");
+  assert.equal(st.exit?.exitStatus, 3);
+  assert.equal(st.exit?.exitedAt, exit.exitedAt, "the shim's exit time is kept to the nanosecond");
   await out.ended;
   assert.equal(out.text(), "hi\n");
 
@@ -137,4 +142,41 @@ test("a SIGKILLed shim: the exit is recorded, the container and mounts are clean
   assert.deepEqual(await mountsUnder(info.bundle), []);
   assert.equal(d.meta.shims.list().length, 0);
   assert.equal((await d.tasks.delete("k1")).exitStatus, exit.exitStatus, "delete reports the recorded exit");
+});
+
+test("bad input gets the right error codes and leaves nothing half-made", async (t) => {
+  const env = await makeEnv();
+  env.cfg.runtimes.broken = { shim: "/nonexistent/containerd-shim-nope", binaryName: "", runcRoot: "" };
+  const d = await startDaemon(env);
+  t.after(async () => assert.deepEqual(await cleanupEnv(env, d), []));
+
+  await assert.rejects(d.tasks.create("ghost"), (e) => codeOf(e) === ErrorCode.NotFound && /ghost/.test((e as Error).message));
+  await assert.rejects(d.tasks.create("../etc"), (e) => codeOf(e) === ErrorCode.InvalidArgument);
+  assert.throws(
+    () => d.containers.create({ id: "x", spec: defaultSpec({ args: ["true"] }), rootfs: bindRootfs(env.rootfs), runtime: "kata" }),
+    (e) => codeOf(e) === ErrorCode.InvalidArgument && /kata/.test((e as Error).message),
+  );
+  assert.throws(
+    () => d.containers.create({ id: "x", spec: { process: { args: [] } }, rootfs: bindRootfs(env.rootfs) }),
+    (e) => codeOf(e) === ErrorCode.InvalidArgument,
+  );
+
+  // A shim that cannot start: the error names it; no shim record, home or bundle is left.
+  d.containers.create({ id: "nb", spec: defaultSpec({ args: ["true"] }), rootfs: bindRootfs(env.rootfs), runtime: "broken" });
+  await assert.rejects(d.tasks.create("nb"), (e) => /containerd-shim-nope/.test((e as Error).message));
+  assert.equal(d.meta.shims.find("nb"), undefined);
+  assert.equal(d.meta.tasks.find("nb"), undefined);
+  assert.equal(await exists(d.shims.homeDir("nb")), false);
+  assert.equal(await exists(`${env.cfg.state}/tasks/${env.cfg.namespace}/nb`), false);
+
+  // A second task for the same container while the first lives: AlreadyExists.
+  addContainer(d, env, "dup", ["sleep", "1000"]);
+  await d.tasks.create("dup");
+  noteShims(env, d);
+  await assert.rejects(d.tasks.create("dup"), (e) => codeOf(e) === ErrorCode.AlreadyExists);
+  assert.throws(() => d.containers.delete("dup"), (e) => codeOf(e) === ErrorCode.FailedPrecondition);
+  // A created (never started) task is deleted by killing it.
+  assert.equal((await d.tasks.delete("dup", { signal: AbortSignal.timeout(20_000) })).exitStatus, 137);
+  d.containers.delete("dup");
+  assert.throws(() => d.containers.get("dup"), (e) => codeOf(e) === ErrorCode.NotFound);
 });
