@@ -180,3 +180,21 @@ test("bad input gets the right error codes and leaves nothing half-made", async 
   d.containers.delete("dup");
   assert.throws(() => d.containers.get("dup"), (e) => codeOf(e) === ErrorCode.NotFound);
 });
+
+test("five tasks of one group created and deleted concurrently: one shim, gone at the end", { timeout: 60_000 }, async (t) => {
+  const env = await makeEnv();
+  const d = await startDaemon(env);
+  t.after(async () => assert.deepEqual(await cleanupEnv(env, d), []));
+  const ids = ["g0", "g1", "g2", "g3", "g4"];
+  for (const id of ids) addContainer(d, env, id, ["sh", "-c", `exit ${id.slice(1)}`], "podc");
+  await Promise.all(ids.map((id) => d.tasks.create(id)));
+  noteShims(env, d);
+  assert.equal(d.meta.shims.list().length, 1, "concurrent creates share one shim");
+  const pid = d.meta.shims.get("podc").pid!;
+  await Promise.all(ids.map((id) => d.tasks.start(id)));
+  const exits = await Promise.all(ids.map((id) => d.tasks.delete(id, { force: true, signal: AbortSignal.timeout(30_000) })));
+  assert.deepEqual(exits.map((e) => e.exitStatus), [0, 1, 2, 3, 4], "each task keeps its own exit code");
+  assert.equal(await waitForExit(pid, 5000), true, "the shared shim is shut down after the last delete");
+  assert.equal(d.meta.shims.list().length, 0);
+  assert.equal(d.meta.teardowns.list().length, 0);
+});
