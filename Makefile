@@ -22,8 +22,13 @@ BUILD_STAMP := dist/.build-stamp
 setup:
 	@scripts/setup.sh
 
-## build: compile src/ into dist/ when a source changed
-build: $(BUILD_STAMP)
+## build: compile src/ into dist/ when a source changed, and the static pause program
+PAUSE_BIN := dist/native/pause
+build: $(BUILD_STAMP) $(PAUSE_BIN)
+
+$(PAUSE_BIN): native/pause.c | setup
+	@mkdir -p $(dir $@)
+	gcc -Os -static -Wall -Wextra -o $@ native/pause.c
 
 # The stamp is only written when tsc succeeds, so a failed build is retried next time.
 # setup is order-only: it runs first but does not force a rebuild by itself.

@@ -26,6 +26,8 @@ PACKAGES=(
   containernetworking-plugins # CNI plugins in /usr/lib/cni
   docker-registry             # a local registry for pull tests; its service is kept stopped
   skopeo                      # pushes test images into that registry
+  gcc                         # builds the static pause program of the built-in pause image
+  libc6-dev                   # static libc for it
 )
 # Packages that ship a service which must not be left running or enabled by the install:
 # skiff only needs their binaries, and a system containerd or registry would get in the way.

@@ -15,6 +15,7 @@
 import { closeDatabase, openDatabase, type Database } from "./db.js";
 import { ContainerStore } from "./containers.js";
 import { ExecStore } from "./execs.js";
+import { ImageStore } from "./images.js";
 import { migrate, MIGRATIONS, type Migration } from "./migrations.js";
 import { ShimStore } from "./shims.js";
 import { TaskStore } from "./tasks.js";
@@ -44,6 +45,13 @@ export {
   type TaskPatch,
 } from "./tasks.js";
 export { ExecStore, type Exec, type ExecPatch, type NewExec } from "./execs.js";
+export {
+  ImageStore,
+  type ImageFilter,
+  type ImageRecord,
+  type ImageTarget,
+  type NewImage,
+} from "./images.js";
 export { TEARDOWN_PHASES, TeardownStore, type NewTeardown, type Teardown, type TeardownPhase } from "./teardowns.js";
 
 export interface MetadataStoreOptions {
@@ -66,6 +74,7 @@ export class MetadataStore {
   readonly tasks: TaskStore;
   readonly execs: ExecStore;
   readonly teardowns: TeardownStore;
+  readonly images: ImageStore;
   /** The file path given to `open` (":memory:" for an in-memory store). */
   readonly path: string;
   readonly #db: Database;
@@ -94,6 +103,7 @@ export class MetadataStore {
     this.tasks = new TaskStore(db, now);
     this.execs = new ExecStore(db, now);
     this.teardowns = new TeardownStore(db, now);
+    this.images = new ImageStore(db, now);
     this.#finishTx = db.transaction((taskId: string): FinishedTask => {
       const execs = this.execs.deleteAll(taskId);
       const task = this.tasks.find(taskId) !== undefined;

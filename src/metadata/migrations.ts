@@ -101,9 +101,31 @@ CREATE TABLE teardowns (
 CREATE INDEX teardowns_created_at ON teardowns (created_at);
 `;
 
+/**
+ * Schema v2: the image store (see images.ts). One row per name; many names may share a target.
+ * `config` is the parsed image config (JSON), `size` the sum of manifest, config and layer sizes.
+ */
+const imagesSchema = `
+CREATE TABLE images (
+  name              TEXT PRIMARY KEY NOT NULL,
+  target_digest     TEXT NOT NULL,
+  target_media_type TEXT NOT NULL,
+  target_size       INTEGER NOT NULL CHECK (target_size >= 0),
+  config_digest     TEXT NOT NULL,
+  config            TEXT NOT NULL DEFAULT '{}',
+  size              INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+  labels            TEXT NOT NULL DEFAULT '{}',
+  created_at        INTEGER NOT NULL,
+  updated_at        INTEGER NOT NULL
+) STRICT;
+CREATE INDEX images_target_digest ON images (target_digest);
+CREATE INDEX images_config_digest ON images (config_digest);
+`;
+
 /** Every migration this build knows, in order. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "initial schema", up: (db) => void db.exec(initialSchema) },
+  { version: 2, name: "images", up: (db) => void db.exec(imagesSchema) },
 ];
 
 export interface AppliedMigration {

@@ -1,0 +1,155 @@
+/**
+ * ImageService: the image API of the core (what CRI's ImageService and the CLI use).
+ *
+ * Invariants:
+ * - Names live in the image store; blobs in the content store. Removing a name never deletes
+ *   blobs itself: `gc()` deletes what no recorded target reaches (and no lease holds), so a
+ *   blob shared by two images stays while either is named.
+ * - `unpack` holds a lease on the image's blobs while it runs, so a concurrent `gc()` after a
+ *   `remove` cannot pull a layer from under it. Committed snapshots are named by chain ID and
+ *   skipped when present, so concurrent or repeated unpacks of shared layers are cheap and safe.
+ * Safe to use concurrently. Owns nothing that needs closing.
+ */
+import { randomUUID } from "node:crypto";
+import { parseDigest } from "../content/digest.js";
+import type { ContentStore, GcResult } from "../content/store.js";
+import { invalidArgument, isInvalidArgument, isNotFound, notFound } from "../errors.js";
+import type { ImageFilter, ImageRecord, ImageStore } from "../metadata/images.js";
+import type { Snapshotter, Usage } from "../snapshots/snapshotter.js";
+import { diskUsage } from "../snapshots/usage.js";
+import { applyLayer, chainIds } from "../unpack/apply.js";
+import { exportArchive } from "./export.js";
+import { importArchive, type ImportOptions } from "./import.js";
+import { layerCompression, parseManifest } from "./oci.js";
+import { normalizeName } from "./reference.js";
+
+export interface ImageServiceOptions {
+  content: ContentStore;
+  images: ImageStore;
+  /** Directory holding the snapshotters' data (counted by `usage`). */
+  snapshotsDir: string;
+  /** Temp dir for archive import/export (default: the OS temp dir). */
+  tmpDir?: string;
+}
+
+export interface ImageFsUsage {
+  /** The content store (`<root>/content`). */
+  content: Usage & { dir: string };
+  /** The snapshots (`<root>/snapshots`). */
+  snapshots: Usage & { dir: string };
+}
+
+export class ImageService {
+  readonly #content: ContentStore;
+  readonly #images: ImageStore;
+  readonly #snapshotsDir: string;
+  readonly #tmpDir: string | undefined;
+
+  constructor(opts: ImageServiceOptions) {
+    this.#content = opts.content;
+    this.#images = opts.images;
+    this.#snapshotsDir = opts.snapshotsDir;
+    this.#tmpDir = opts.tmpDir;
+  }
+
+  list(filter?: ImageFilter): ImageRecord[] {
+    return this.#images.list(filter);
+  }
+
+  /** The image called `ref` (as given, or normalized), or else with that config digest (image id). */
+  find(ref: string): ImageRecord | undefined {
+    const exact = this.#images.find(ref);
+    if (exact) return exact;
+    if (/^sha256:[a-f0-9]{64}$/.test(ref)) return this.#images.list({ configDigest: ref })[0];
+    try {
+      return this.#images.find(normalizeName(ref));
+    } catch (err) {
+      if (isInvalidArgument(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Like `find`; NotFound (the CRI layer answers with an unset image) when missing. */
+  get(ref: string): ImageRecord {
+    const img = this.find(ref);
+    if (!img) throw notFound(`image "${ref}" not found`);
+    return img;
+  }
+
+  /** Removes one name (its blobs stay until `gc`); NotFound if no such image. */
+  remove(ref: string): void {
+    this.#images.delete(this.get(ref).name);
+  }
+
+  /** Deletes blobs no image target reaches and no lease holds. */
+  gc(opts: { signal?: AbortSignal } = {}): Promise<GcResult> {
+    const roots = new Set(this.#images.list().map((i) => i.target.digest));
+    return this.#content.gc({ roots, signal: opts.signal });
+  }
+
+  import(archive: string, opts: Omit<ImportOptions, "content" | "images"> = {}): Promise<ImageRecord[]> {
+    return importArchive(archive, { tmpDir: this.#tmpDir, ...opts, content: this.#content, images: this.#images });
+  }
+
+  export(refs: string[], out: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const names = refs.map((r) => this.get(r).name);
+    return exportArchive(names, out, { content: this.#content, images: this.#images, tmpDir: this.#tmpDir, ...opts });
+  }
+
+  /**
+   * Applies the image's layers to `sn` (each a committed snapshot named by its chain ID,
+   * existing ones skipped) and returns the top chain ID: the parent for a container's snapshot.
+   */
+  async unpack(ref: string, sn: Snapshotter, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    const img = this.get(ref);
+    const lease = `unpack-${randomUUID()}`;
+    await this.#content.lease(lease, { expiresAt: new Date(Date.now() + 24 * 3600 * 1000) });
+    try {
+      await this.#content.addToLease(lease, img.target.digest);
+      const manifest = parseManifest(await this.#content.readAll(img.target.digest), `manifest ${img.target.digest}`);
+      for (const l of manifest.layers) await this.#content.addToLease(lease, l.digest);
+      const diffIds = img.config.diffIds.map(parseDigest);
+      if (diffIds.length !== manifest.layers.length) {
+        throw invalidArgument(`image "${img.name}": ${manifest.layers.length} layers but ${diffIds.length} diff_ids`);
+      }
+      if (diffIds.length === 0) throw invalidArgument(`image "${img.name}" has no layers`);
+      const chain = chainIds(diffIds);
+      for (const [i, layer] of manifest.layers.entries()) {
+        const name = chain[i]!;
+        if (await snapshotExists(sn, name)) continue;
+        await applyLayer(sn, name, chain[i - 1], await this.#content.readStream(layer.digest), {
+          compression: layerCompression(layer.mediaType),
+          expectedDiffId: diffIds[i]!,
+          signal: opts.signal,
+        });
+      }
+      return chain.at(-1)!;
+    } finally {
+      await this.#content.releaseLease(lease);
+    }
+  }
+
+  /** Bytes and inodes used by the content store and the snapshots (CRI ImageFsInfo). */
+  async usage(opts: { signal?: AbortSignal } = {}): Promise<ImageFsUsage> {
+    const of = async (dir: string) => {
+      try {
+        return { dir, ...(await diskUsage(dir, opts.signal)) };
+      } catch (err) {
+        if ((err as { code?: string }).code === "ENOENT") return { dir, size: 0, inodes: 0 };
+        throw err;
+      }
+    };
+    const [content, snapshots] = await Promise.all([of(this.#content.dir), of(this.#snapshotsDir)]);
+    return { content, snapshots };
+  }
+}
+
+async function snapshotExists(sn: Snapshotter, key: string): Promise<boolean> {
+  try {
+    await sn.stat(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
