@@ -2,7 +2,7 @@
  * Built-in images, made locally so a node runs pods without any registry:
  * - `registry.k8s.io/pause:3.9`: one file, `/pause` (native/pause.c, compiled statically);
  * - `docker.io/library/busybox:latest`: Debian's busybox-static with a link per applet,
- *   /etc/passwd and /etc/group, /tmp 1777 (the test root file system of src/testing/rootfs.ts).
+ *   /etc/passwd and /etc/group, /tmp 1777 (src/images/busybox-rootfs.ts, also used for test root file systems).
  *
  * Each is a one-layer OCI image. The layer is a GNU tar of the root directory with sorted names,
  * numeric owner 0, mtime 0 and no pax times, gzip'd by zlib with a fixed header, and the config
@@ -19,7 +19,7 @@ import { type Digest, sha256Digest } from "../content/digest.js";
 import { childrenOf } from "../content/refs.js";
 import type { ContentStore } from "../content/store.js";
 import type { ImageRecord, ImageStore } from "../metadata/images.js";
-import { makeBusyboxRootfs } from "../testing/rootfs.js";
+import { makeBusyboxRootfs } from "./busybox-rootfs.js";
 import { runChecked } from "../util/exec.js";
 import { throwIfAborted } from "../util/signal.js";
 import { parseImageConfig } from "./config.js";

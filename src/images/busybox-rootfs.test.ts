@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { lstat, readFile, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
-import { tmpDir } from "./proc.js";
-import { appletsOf, makeBusyboxRootfs, sharedLibrariesOf, staticBusyboxPath } from "./rootfs.js";
+import { tmpDir } from "../testing/proc.js";
+import { appletsOf, makeBusyboxRootfs, sharedLibrariesOf, staticBusyboxPath } from "./busybox-rootfs.js";
 
 test("makeBusyboxRootfs lays out busybox, its applets and /etc", async (t) => {
   const dir = await tmpDir("skiff-rootfs-");
