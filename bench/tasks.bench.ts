@@ -50,7 +50,7 @@ try {
     await d.tasks.wait(id);
     await d.tasks.delete(id);
     down.push(ms(t0));
-    d.containers.delete(id);
+    await d.containers.delete(id);
   }
 
   // raw runc on an equivalent bundle (rootfs bind-mounted by hand, like the shim does).

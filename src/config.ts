@@ -40,7 +40,16 @@ export interface Config {
   };
   teardown: { initialBackoffMs: number; maxBackoffMs: number };
   logLevel: string;
+  /** "overlayfs" (falls back to "native" where overlay cannot mount) or "native". */
+  snapshotter: "overlayfs" | "native";
+  /** Build the built-in pause and busybox images at start-up when missing. */
+  builtinImages: boolean;
+  /** The static pause program the built-in pause image is made from (built by `make build`). */
+  pauseBinary: string;
 }
+
+/** The package root, from both dist/ (built) and src/ (tsx). */
+const PACKAGE_ROOT = path.resolve(import.meta.dirname, "..");
 
 export function defaultConfig(): Config {
   return {
@@ -54,6 +63,9 @@ export function defaultConfig(): Config {
     timeouts: { shimCallMs: 10_000, shimStartMs: 10_000, shimExitMs: 5_000 },
     teardown: { initialBackoffMs: 1_000, maxBackoffMs: 300_000 },
     logLevel: "info",
+    snapshotter: "overlayfs",
+    builtinImages: true,
+    pauseBinary: path.join(PACKAGE_ROOT, "dist", "native", "pause"),
   };
 }
 
@@ -69,7 +81,21 @@ function pick<T>(src: Obj, key: string, kind: "string" | "number", fallback: T, 
 
 /** Merges a parsed TOML document over the defaults; unknown keys are an error (typos must not pass silently). */
 export function configFromObject(doc: Obj, base: Config = defaultConfig()): Config {
-  const known = new Set(["socket", "debug_socket", "root", "state", "namespace", "runtimes", "default_runtime", "timeouts", "teardown", "log_level"]);
+  const known = new Set([
+    "socket",
+    "debug_socket",
+    "root",
+    "state",
+    "namespace",
+    "runtimes",
+    "default_runtime",
+    "timeouts",
+    "teardown",
+    "log_level",
+    "snapshotter",
+    "builtin_images",
+    "pause_binary",
+  ]);
   for (const k of Object.keys(doc)) if (!known.has(k)) throw invalidArgument(`config: unknown key "${k}"`);
   const cfg: Config = structuredClone(base);
   cfg.socket = pick(doc, "socket", "string", cfg.socket, "");
@@ -79,6 +105,12 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
   cfg.namespace = pick(doc, "namespace", "string", cfg.namespace, "");
   cfg.defaultRuntime = pick(doc, "default_runtime", "string", cfg.defaultRuntime, "");
   cfg.logLevel = pick(doc, "log_level", "string", cfg.logLevel, "");
+  cfg.snapshotter = pick(doc, "snapshotter", "string", cfg.snapshotter, "");
+  cfg.pauseBinary = pick(doc, "pause_binary", "string", cfg.pauseBinary, "");
+  if (doc.builtin_images !== undefined) {
+    if (typeof doc.builtin_images !== "boolean") throw invalidArgument("config: builtin_images must be a boolean");
+    cfg.builtinImages = doc.builtin_images;
+  }
   if (doc.runtimes !== undefined) {
     if (!isObj(doc.runtimes)) throw invalidArgument("config: runtimes must be a table");
     for (const [name, raw] of Object.entries(doc.runtimes)) {
@@ -114,6 +146,9 @@ export function validateConfig(cfg: Config): void {
   }
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(cfg.namespace)) {
     throw invalidArgument(`config: namespace "${cfg.namespace}" is not a valid name`);
+  }
+  if (cfg.snapshotter !== "overlayfs" && cfg.snapshotter !== "native") {
+    throw invalidArgument(`config: snapshotter must be "overlayfs" or "native", got "${String(cfg.snapshotter)}"`);
   }
   if (!cfg.runtimes[cfg.defaultRuntime]) {
     throw invalidArgument(`config: default_runtime "${cfg.defaultRuntime}" has no [runtimes.${cfg.defaultRuntime}] entry`);

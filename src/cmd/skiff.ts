@@ -23,21 +23,23 @@ const print = (v: unknown) => console.log(JSON.stringify(v, null, 2));
 const task = program.command("task").description("low-level tasks (containers run straight from a rootfs dir)");
 task
   .command("run")
-  .description("create and start a task from a rootfs directory; waits for it unless --detach")
+  .description("create and start a task from an image or a rootfs directory; waits for it unless --detach")
   .requiredOption("--id <id>", "task id")
-  .requiredOption("--rootfs <dir>", "root filesystem directory")
+  .option("--rootfs <dir>", "root filesystem directory")
+  .option("--image <ref>", "image (e.g. docker.io/library/busybox:latest); its Cmd is replaced by the args")
   .option("--group <group>", "shim group (tasks of one group share a shim)")
   .option("--runtime <name>", "runtime handler")
   .option("--stdout <file>", "append the task's stdout to this file")
   .option("--stderr <file>", "append the task's stderr to this file")
   .option("-d, --detach", "return once started")
-  .argument("<args...>", "command and arguments")
+  .argument("[args...]", "command and arguments (required with --rootfs)")
   .action(async (args: string[], o: Record<string, string | boolean | undefined>) => {
     const file = (p: unknown) => (typeof p === "string" ? `file://${path.resolve(p)}` : "");
     await withClient(async (c) => {
       const info = await c.call("Run", {
         id: o.id,
-        rootfs: path.resolve(String(o.rootfs)),
+        rootfs: typeof o.rootfs === "string" ? path.resolve(o.rootfs) : undefined,
+        image: o.image,
         args,
         group: o.group,
         runtime: o.runtime,
@@ -53,6 +55,10 @@ task
       process.exitCode = exit.exitStatus;
     });
   });
+program
+  .command("images")
+  .description("list images (name, digest, id, size)")
+  .action(() => withClient(async (c) => print(await c.call("Images"))));
 task.command("ls").description("list tasks and shims").action(() => withClient(async (c) => print(await c.call("List"))));
 task.command("info <id>").action((id: string) => withClient(async (c) => print(await c.call("Info", { id }))));
 task

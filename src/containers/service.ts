@@ -4,7 +4,9 @@
  */
 import type { MetadataStore, Container } from "../metadata/index.js";
 import { validateId } from "../runtime/bundle.js";
-import { failedPrecondition, invalidArgument } from "../errors.js";
+import { failedPrecondition, invalidArgument, isNotFound } from "../errors.js";
+import type { Snapshotter } from "../snapshots/snapshotter.js";
+import { SNAPSHOT_LABEL } from "./from-image.js";
 import type { Config } from "../config.js";
 
 export interface RootfsMount {
@@ -28,6 +30,8 @@ export class ContainersService {
   constructor(
     private readonly cfg: Config,
     private readonly meta: MetadataStore,
+    /** Where image-based containers have their active snapshot (removed with the container). */
+    private readonly snapshotter?: Snapshotter,
   ) {}
 
   create(c: NewContainer): Container {
@@ -65,8 +69,9 @@ export class ContainersService {
     return this.meta.containers.list();
   }
 
-  /** Removes a container whose task (if any) is deleted. */
-  delete(id: string): void {
+  /** Removes a container whose task (if any) is deleted, then its snapshot. */
+  async delete(id: string): Promise<void> {
+    const key = this.meta.containers.find(id)?.labels[SNAPSHOT_LABEL];
     this.meta.transaction(() => {
       this.meta.containers.get(id);
       const t = this.meta.tasks.find(id);
@@ -74,6 +79,9 @@ export class ContainersService {
       if (this.meta.teardowns.find(id)) throw failedPrecondition(`container "${id}" is still being torn down`);
       if (t) this.meta.tasks.delete(id);
       this.meta.containers.delete(id);
+    });
+    if (key && this.snapshotter) await this.snapshotter.remove(key).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
     });
   }
 }

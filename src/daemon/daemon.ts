@@ -2,7 +2,7 @@
  * skiffd: wires metadata → events → shims → tasks → debug API (→ CRI, later) with explicit
  * start-up and shutdown order. Shims and containers keep running across a daemon restart.
  */
-import { mkdir } from "node:fs/promises";
+import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
@@ -19,6 +19,11 @@ import { Lifecycle } from "./lifecycle.js";
 import type { TeardownHooks } from "../tasks/teardown.js";
 import { decodeTaskEvent } from "../events/task-events.js";
 import { nowRfc3339 } from "../util/time.js";
+import { ContentStore } from "../content/store.js";
+import type { Snapshotter } from "../snapshots/snapshotter.js";
+import { ImageService } from "../images/service.js";
+import { buildBuiltinImages } from "../images/builtin.js";
+import { openSnapshotter } from "./snapshotter.js";
 
 export interface DaemonOptions {
   hooks?: TeardownHooks;
@@ -30,6 +35,9 @@ export class Daemon {
   shims!: ShimManager;
   tasks!: TasksService;
   containers!: ContainersService;
+  content!: ContentStore;
+  snapshotter!: Snapshotter;
+  images!: ImageService;
   private readonly lifecycle: Lifecycle;
   private eventsServer: TtrpcServer | undefined;
   private debugServer: TtrpcServer | undefined;
@@ -56,6 +64,21 @@ export class Daemon {
         close: async () => this.meta.close(),
       },
       {
+        name: "images",
+        start: async () => {
+          this.content = new ContentStore(cfg.root);
+          this.snapshotter = await openSnapshotter(cfg, log);
+          this.images = new ImageService({
+            content: this.content,
+            images: this.meta.images,
+            snapshotsDir: path.join(cfg.root, "snapshots"),
+          });
+          await this.removeOrphanSnapshots();
+          if (cfg.builtinImages) await this.ensureBuiltinImages();
+        },
+        close: async () => this.snapshotter?.close(),
+      },
+      {
         name: "events",
         start: async () => {
           await mkdir(path.dirname(cfg.socket), { recursive: true, mode: 0o711 });
@@ -74,7 +97,7 @@ export class Daemon {
             }),
           });
           this.tasks = new TasksService(cfg, this.meta, this.shims, log.child({ c: "tasks" }), this.opts.hooks);
-          this.containers = new ContainersService(cfg, this.meta);
+          this.containers = new ContainersService(cfg, this.meta, this.snapshotter);
           this.unsubscribeExits = this.events.on({ topics: ["/tasks/exit"], namespace: cfg.namespace }, (env) => {
             let ev;
             try {
@@ -111,5 +134,40 @@ export class Daemon {
 
   close(): Promise<void> {
     return this.lifecycle.closeAll();
+  }
+
+  /** Builds the pause and busybox images when missing; a missing pause binary only skips them. */
+  private async ensureBuiltinImages(): Promise<void> {
+    try {
+      await access(this.cfg.pauseBinary);
+    } catch {
+      this.log.warn({ pauseBinary: this.cfg.pauseBinary }, "pause binary not found (run `make build`); built-in images skipped");
+      return;
+    }
+    const workDir = await mkdtemp(path.join(this.cfg.state, "builtin-"));
+    try {
+      const made = await buildBuiltinImages({
+        store: this.content,
+        images: this.meta.images,
+        workDir,
+        pauseBinary: this.cfg.pauseBinary,
+      });
+      this.log.info({ images: made.map((i) => i.name) }, "built-in images ready");
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Active container snapshots whose container record is gone (crash between the two removals). */
+  private async removeOrphanSnapshots(): Promise<void> {
+    const orphans: string[] = [];
+    await this.snapshotter.walk((info) => {
+      const owner = info.labels["io.skiff.container"];
+      if (owner && !this.meta.containers.find(owner)) orphans.push(info.name);
+    });
+    for (const key of orphans) {
+      this.log.warn({ snapshot: key }, "removing orphan container snapshot");
+      await this.snapshotter.remove(key).catch((err: unknown) => this.log.error({ snapshot: key, err }, "orphan snapshot not removed"));
+    }
   }
 }

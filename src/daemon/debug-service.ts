@@ -7,14 +7,18 @@ import type { Daemon } from "./daemon.js";
 import { invalidArgument } from "../errors.js";
 import { bindRootfs, defaultSpec } from "../oci/spec.js";
 import { SANDBOX_ID_ANNOTATION } from "../runtime/shim-manager.js";
+import { prepareImageRootfs, specFromImage, SNAPSHOT_LABEL } from "../containers/from-image.js";
 
 export const DEBUG_SERVICE = "skiff.debug.v1.Tasks";
 
 export interface RunRequest {
   id: string;
-  /** Host directory used as the rootfs (bind-mounted by the shim). */
-  rootfs: string;
-  args: string[];
+  /** Host directory used as the rootfs (bind-mounted by the shim); or give `image`. */
+  rootfs?: string;
+  /** Image reference: the rootfs is a fresh snapshot of it, the process defaults from its config. */
+  image?: string;
+  /** The command; with an image it replaces the image's Cmd (optional then). */
+  args?: string[];
   env?: string[];
   cwd?: string;
   /** Shim group: tasks with the same group share one shim. */
@@ -50,25 +54,45 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
   method("Run", async (raw, ctx) => {
     const r = raw as unknown as RunRequest;
     const id = str(raw, "id");
-    const rootfs = str(raw, "rootfs");
-    if (!Array.isArray(r.args) || r.args.length === 0) throw invalidArgument("args must be a non-empty list");
+    if (!r.rootfs === !r.image) throw invalidArgument("give exactly one of rootfs and image");
+    if (r.rootfs && (!Array.isArray(r.args) || r.args.length === 0)) throw invalidArgument("args must be a non-empty list");
     const annotations: Record<string, string> = r.group ? { [SANDBOX_ID_ANNOTATION]: r.group } : {};
-    d.containers.create({
-      id,
-      spec: defaultSpec({ args: r.args, env: r.env, cwd: r.cwd, annotations, hostname: id }),
-      rootfs: bindRootfs(rootfs),
-      runtime: r.runtime,
-      sandboxId: r.group,
-    });
+    if (r.image) {
+      const { image, mounts, key } = await prepareImageRootfs(d.images, d.snapshotter, r.image, id, { signal: ctx.signal });
+      try {
+        d.containers.create({
+          id,
+          spec: specFromImage(image, { args: r.args, env: r.env, cwd: r.cwd, annotations, hostname: id }),
+          rootfs: mounts,
+          runtime: r.runtime,
+          sandboxId: r.group,
+          labels: { [SNAPSHOT_LABEL]: key, "io.skiff.image": image.name },
+        });
+      } catch (err) {
+        await d.snapshotter.remove(key).catch(() => {});
+        throw err;
+      }
+    } else {
+      d.containers.create({
+        id,
+        spec: defaultSpec({ args: r.args!, env: r.env, cwd: r.cwd, annotations, hostname: id }),
+        rootfs: bindRootfs(r.rootfs!),
+        runtime: r.runtime,
+        sandboxId: r.group,
+      });
+    }
     try {
       await d.tasks.create(id, { stdout: r.stdout ?? "", stderr: r.stderr ?? "" }, { signal: ctx.signal });
     } catch (err) {
-      d.containers.delete(id);
+      await d.containers.delete(id);
       throw err;
     }
     if (!r.createOnly) await d.tasks.start(id, { signal: ctx.signal });
     return d.tasks.info(id);
   });
+  method("Images", async () =>
+    d.images.list().map((i) => ({ name: i.name, digest: i.target.digest, id: i.configDigest, size: i.size })),
+  );
   method("Start", async (req, ctx) => d.tasks.start(str(req, "id"), { signal: ctx.signal }));
   method("Kill", async (req, ctx) => {
     const sig = typeof req.signal === "number" ? req.signal : 15;
@@ -79,7 +103,7 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
   method("Delete", async (req, ctx) => {
     const id = str(req, "id");
     const exit = await d.tasks.delete(id, { force: req.force === true, signal: ctx.signal });
-    if (req.removeContainer !== false) d.containers.delete(id);
+    if (req.removeContainer !== false) await d.containers.delete(id);
     return exit;
   });
   method("Info", async (req) => d.tasks.info(str(req, "id")));

@@ -36,6 +36,7 @@ export async function makeEnv(prefix = "skiff-it-"): Promise<Env> {
   cfg.namespace = `skiff-test-${randomBytes(4).toString("hex")}`;
   cfg.timeouts = { shimCallMs: 5000, shimStartMs: 10_000, shimExitMs: 3000 };
   cfg.teardown = { initialBackoffMs: 200, maxBackoffMs: 2000 };
+  cfg.builtinImages = false; // tests that need images turn this on (see images.test.ts)
   const rootfs = path.join(dir, "rootfs");
   await mkdir(rootfs);
   await makeBusyboxRootfs(rootfs);
@@ -113,6 +114,8 @@ export async function writeConfig(env: Env): Promise<string> {
     `root = ${JSON.stringify(c.root)}`,
     `state = ${JSON.stringify(c.state)}`,
     `namespace = ${JSON.stringify(c.namespace)}`,
+    `builtin_images = ${c.builtinImages}`,
+    `pause_binary = ${JSON.stringify(c.pauseBinary)}`,
     `[timeouts]`,
     `shim_call_ms = ${c.timeouts.shimCallMs}`,
     `shim_start_ms = ${c.timeouts.shimStartMs}`,

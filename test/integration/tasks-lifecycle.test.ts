@@ -58,7 +58,7 @@ test("a task prints, exits 3, and teardown removes shim, bundle and rootfs mount
   assert.equal(d.meta.shims.find("c1"), undefined, "shim record removed");
   // Delete is idempotent and keeps the recorded exit.
   assert.equal((await d.tasks.delete("c1")).exitStatus, 3);
-  d.containers.delete("c1");
+  await d.containers.delete("c1");
   out.close();
 });
 
@@ -174,10 +174,10 @@ test("bad input gets the right error codes and leaves nothing half-made", async 
   await d.tasks.create("dup");
   noteShims(env, d);
   await assert.rejects(d.tasks.create("dup"), (e) => codeOf(e) === ErrorCode.AlreadyExists);
-  assert.throws(() => d.containers.delete("dup"), (e) => codeOf(e) === ErrorCode.FailedPrecondition);
+  await assert.rejects(d.containers.delete("dup"), (e) => codeOf(e) === ErrorCode.FailedPrecondition);
   // A created (never started) task is deleted by killing it.
   assert.equal((await d.tasks.delete("dup", { signal: AbortSignal.timeout(20_000) })).exitStatus, 137);
-  d.containers.delete("dup");
+  await d.containers.delete("dup");
   assert.throws(() => d.containers.get("dup"), (e) => codeOf(e) === ErrorCode.NotFound);
 });
 
