@@ -1,5 +1,5 @@
 /**
- * skiffd: wires metadata → events → shims → tasks → debug API (→ CRI, later) with explicit
+ * skiffd: wires metadata → images → events → shims/tasks → CRI → debug API with explicit
  * start-up and shutdown order. Shims and containers keep running across a daemon restart.
  */
 import { access, mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -24,6 +24,9 @@ import type { Snapshotter } from "../snapshots/snapshotter.js";
 import { ImageService } from "../images/service.js";
 import { buildBuiltinImages } from "../images/builtin.js";
 import { openSnapshotter } from "./snapshotter.js";
+import { CriServer } from "../cri/server.js";
+import { version } from "../cri/version.js";
+import { status } from "../cri/status.js";
 
 export interface DaemonOptions {
   hooks?: TeardownHooks;
@@ -41,6 +44,7 @@ export class Daemon {
   private readonly lifecycle: Lifecycle;
   private eventsServer: TtrpcServer | undefined;
   private debugServer: TtrpcServer | undefined;
+  private criServer: CriServer | undefined;
   private unsubscribeExits: (() => void) | undefined;
 
   constructor(
@@ -117,6 +121,15 @@ export class Daemon {
           await this.tasks.close();
           await this.shims.close();
         },
+      },
+      {
+        name: "cri",
+        start: async () => {
+          // RPCs not listed here answer Unimplemented (they land issue by issue).
+          this.criServer = new CriServer({ socket: cfg.socket, runtime: { version, status }, image: {}, log: log.child({ c: "cri" }) });
+          await this.criServer.listen();
+        },
+        close: async () => this.criServer?.close(),
       },
       {
         name: "debug-api",

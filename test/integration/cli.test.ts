@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { makeEnv, cleanupEnv, spawnDaemon } from "./harness.js";
 import { run } from "../../src/util/exec.js";
+import { call, criClients } from "./cri-client.js";
 
 const cli = path.resolve(import.meta.dirname, "../../src/cmd/skiff.ts");
 const skiff = (socket: string, ...args: string[]) =>
@@ -21,6 +22,13 @@ test("skiff task run/ls/kill/delete drive skiffd; a missing daemon gets a clear 
     assert.deepEqual(await cleanupEnv(env), []);
   });
   const sock = env.cfg.debugSocket;
+
+  // The CRI socket of the same daemon answers Version (the rest of CRI lands with its issue).
+  const cri = criClients(env.cfg.socket);
+  t.after(() => cri.close());
+  const v = await call(cri.runtime, "Version", { version: "v1" });
+  assert.equal(v.runtime_name, "skiff");
+  assert.equal(v.runtime_api_version, "v1");
   const outFile = path.join(env.dir, "out.log");
 
   const r1 = await skiff(sock, "task", "run", "--id", "cli1", "--rootfs", env.rootfs, "--stdout", outFile, "--", "sh", "-c", "echo hi; exit 3");

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import { call, rejectsWith, RuntimeClient, ImageClient } from "./cri-client.js";
 import { notFound } from "../../src/errors.js";
 import { silentLogger, createLogger } from "../../src/log.js";
 import { CriServer, type ImageServiceImpl, type RuntimeServiceImpl } from "../../src/cri/server.js";
@@ -17,30 +17,7 @@ import { version } from "../../src/cri/version.js";
 import { status } from "../../src/cri/status.js";
 
 const logger = process.env.SKIFF_TEST_LOG ? createLogger(process.env.SKIFF_TEST_LOG) : silentLogger;
-const protoPath = path.resolve(import.meta.dirname, "../../proto/runtime/v1/api.proto");
 const MiB = 1024 * 1024;
-
-const pkgDef = protoLoader.loadSync(protoPath, { keepCase: true, longs: String, enums: String, defaults: true });
-const runtimeV1 = (grpc.loadPackageDefinition(pkgDef).runtime as grpc.GrpcObject).v1 as grpc.GrpcObject;
-const RuntimeClient = runtimeV1.RuntimeService as grpc.ServiceClientConstructor;
-const ImageClient = runtimeV1.ImageService as grpc.ServiceClientConstructor;
-
-type Reply = Record<string, any>;
-
-/** Promisified unary call on a grpc-js client. */
-function call(client: grpc.Client, method: string, req: object): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    (client as any)[method](req, (err: grpc.ServiceError | null, res: Reply) => (err ? reject(err) : resolve(res)));
-  });
-}
-
-function rejectsWith(p: Promise<unknown>, code: grpc.status, details?: RegExp) {
-  return assert.rejects(p, (err: grpc.ServiceError) => {
-    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
-    if (details) assert.match(err.details, details);
-    return true;
-  });
-}
 
 interface Fixture {
   server: CriServer;
