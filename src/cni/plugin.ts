@@ -10,7 +10,7 @@ import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import * as path from "node:path";
 import { deadlineExceeded, failedPrecondition, internal, SkiffError, unavailable } from "../errors.js";
-import { abortError } from "../util/signal.js";
+import { abortError, linkedSignal } from "../util/signal.js";
 import { CniErrorCode, type CniErrorResult, type CniResult } from "./types.js";
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION";
@@ -139,15 +139,20 @@ export async function invokePlugin(opts: InvokeOptions): Promise<CniResult | und
       .join(";"),
     CNI_PATH: opts.binDirs.join(path.delimiter),
   };
-  const timeout = AbortSignal.timeout(opts.timeoutMs);
-  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  const bound = linkedSignal([opts.signal], opts.timeoutMs);
+  const signal = bound.signal;
   let exit: Exit;
   try {
     exit = await spawnBounded(file, env, JSON.stringify(opts.config), signal);
   } catch (err) {
     if (err instanceof SkiffError) throw err;
-    if (timeout.aborted) throw deadlineExceeded(`${what}: no answer within ${opts.timeoutMs} ms (killed)`, err);
+    const reason: unknown = signal.reason;
+    if (reason instanceof Error && reason.name === "TimeoutError" && !opts.signal?.aborted) {
+      throw deadlineExceeded(`${what}: no answer within ${opts.timeoutMs} ms (killed)`, err);
+    }
     throw abortError(signal, what);
+  } finally {
+    bound.dispose();
   }
   const parsed = parseJson(exit.stdout);
   if (exit.code !== 0) {

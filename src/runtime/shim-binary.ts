@@ -8,7 +8,7 @@ import { DeleteResponseSchema } from "../gen/containerd/task/v2/shim_pb.js";
 import { run } from "../util/exec.js";
 import { internal, unavailable } from "../errors.js";
 import { socketPathOf } from "../ttrpc/index.js";
-import { anySignal } from "../util/signal.js";
+import { linkedSignal } from "../util/signal.js";
 import { isZeroTimestamp, timestampToRfc3339 } from "../util/time.js";
 
 export interface ShimBinaryOptions {
@@ -37,14 +37,14 @@ export async function startShimProcess(
   o: ShimBinaryOptions,
   args: { id: string; cwd: string; options?: Uint8Array; timeoutMs: number; signal?: AbortSignal },
 ): Promise<string> {
-  const signal = anySignal(args.signal, AbortSignal.timeout(args.timeoutMs));
+  const bound = linkedSignal([args.signal], args.timeoutMs);
   const env = { ...process.env, TTRPC_ADDRESS: o.ttrpcAddress };
   const res = await run(o.binary, [...baseArgs(o, args.id), "start"], {
     cwd: args.cwd,
     env,
     input: args.options ?? new Uint8Array(),
-    signal,
-  });
+    signal: bound.signal,
+  }).finally(() => bound.dispose());
   if (res.code !== 0) {
     throw unavailable(
       `start shim for "${args.id}": ${o.binary} exited ${res.code ?? res.signal}: ${res.stderr.toString().trim()}`,
@@ -70,12 +70,12 @@ export async function cleanupShimTask(
   o: ShimBinaryOptions,
   args: { id: string; bundle: string; timeoutMs: number; signal?: AbortSignal },
 ): Promise<CleanupResult> {
-  const signal = anySignal(args.signal, AbortSignal.timeout(args.timeoutMs));
+  const bound = linkedSignal([args.signal], args.timeoutMs);
   const res = await run(o.binary, [...baseArgs(o, args.id), "-bundle", args.bundle, "delete"], {
     cwd: args.bundle,
     env: { ...process.env, TTRPC_ADDRESS: o.ttrpcAddress },
-    signal,
-  });
+    signal: bound.signal,
+  }).finally(() => bound.dispose());
   if (res.code !== 0) {
     throw internal(`cleanup of "${args.id}": ${o.binary} delete exited ${res.code ?? res.signal}: ${res.stderr.toString().trim()}`);
   }

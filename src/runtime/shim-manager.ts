@@ -27,7 +27,7 @@ import type { Shim } from "../metadata/index.js";
 import type { Config, RuntimeHandlerConfig } from "../config.js";
 import type { Logger } from "../log.js";
 import { failedPrecondition, invalidArgument, isNotFound, unavailable } from "../errors.js";
-import { anySignal } from "../util/signal.js";
+import { linkedSignal } from "../util/signal.js";
 
 export const SANDBOX_ID_ANNOTATION = "io.kubernetes.cri.sandbox-id";
 
@@ -177,16 +177,21 @@ export class ShimManager {
 
   /** Connects to a recorded shim, learns its pid (Connect RPC) and marks it running. */
   async connect(row: Shim, opts: { signal?: AbortSignal } = {}): Promise<ShimHandle> {
-    const signal = anySignal(opts.signal, AbortSignal.timeout(this.cfg.timeouts.shimCallMs));
-    const ttrpc = await TtrpcClient.connect(row.address, { namespace: this.cfg.namespace, signal });
-    const task = new ShimTaskClient(ttrpc);
+    const bound = linkedSignal([opts.signal], this.cfg.timeouts.shimCallMs);
+    let ttrpc: TtrpcClient;
     let pid: number;
     try {
-      pid = (await task.connect(row.id, { signal, timeoutMs: this.cfg.timeouts.shimCallMs })).shimPid;
-    } catch (err) {
-      ttrpc.destroy();
-      throw err;
+      ttrpc = await TtrpcClient.connect(row.address, { namespace: this.cfg.namespace, signal: bound.signal });
+      try {
+        pid = (await new ShimTaskClient(ttrpc).connect(row.id, { signal: bound.signal })).shimPid;
+      } catch (err) {
+        ttrpc.destroy();
+        throw err;
+      }
+    } finally {
+      bound.dispose();
     }
+    const task = new ShimTaskClient(ttrpc);
     const handle: ShimHandle = { id: row.id, address: row.address, pid, runtime: row.runtime, task, ttrpc };
     this.meta.shims.update(row.id, { pid, state: "running" });
     this.handles.set(row.id, handle);

@@ -24,7 +24,7 @@ import type { ExitRecorder } from "./exits.js";
 import type { Logger } from "../log.js";
 import type { Config } from "../config.js";
 import { codeOf, isNotFound } from "../errors.js";
-import { raceSignal, sleep } from "../util/signal.js";
+import { linkedSignal, raceSignal, sleep } from "../util/signal.js";
 import type { ShimHandle } from "../runtime/shim-manager.js";
 import type { DeleteResponse } from "../gen/containerd/task/v2/shim_pb.js";
 import { isAlive } from "../util/proc.js";
@@ -236,8 +236,12 @@ export class TeardownQueue {
         () => this.inflight.get(taskId) === mine && this.inflight.delete(taskId),
       );
     }
-    const bound = AbortSignal.any([signal, AbortSignal.timeout(this.cfg.timeouts.shimCallMs)]);
-    return raceSignal(f.call, bound, `shim Delete of "${taskId}"`);
+    const bound = linkedSignal([signal], this.cfg.timeouts.shimCallMs);
+    try {
+      return await raceSignal(f.call, bound.signal, `shim Delete of "${taskId}"`);
+    } finally {
+      bound.dispose();
+    }
   }
 
   /** Tasks that still need the shim: not deleted and not past their own shim delete. */

@@ -14,7 +14,7 @@
  */
 import { createConnection, type Socket } from "node:net";
 import { deadlineExceeded, internal, unavailable } from "../errors.js";
-import { abortError } from "../util/signal.js";
+import { abortError, linkedSignal } from "../util/signal.js";
 import { FrameDecoder, MESSAGE_LENGTH_MAX, MessageType, oversizedError, writeFrame, type Frame, type FrameHeader } from "./frame.js";
 import { decodeResponse, encodeRequest, type KeyValue } from "./messages.js";
 import { errorFromStatus } from "./status.js";
@@ -87,15 +87,19 @@ export class TtrpcClient {
    * the connect fails, Canceled/DeadlineExceeded when `signal` / `timeoutMs` end it first. */
   static connect(socketPath: string, opts: ConnectOptions = {}): Promise<TtrpcClient> {
     const path = socketPathOf(socketPath);
-    const signals = [opts.signal, opts.timeoutMs !== undefined ? AbortSignal.timeout(opts.timeoutMs) : undefined];
-    const signal = AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
-    if (signal.aborted) return Promise.reject(abortError(signal, `ttrpc: connect ${path}`));
     if (opts.timeoutMs !== undefined && opts.timeoutMs <= 0) {
       return Promise.reject(deadlineExceeded(`ttrpc: connect ${path}: deadline exceeded`));
+    }
+    const bound = linkedSignal([opts.signal], opts.timeoutMs);
+    const signal = bound.signal;
+    if (signal.aborted) {
+      bound.dispose();
+      return Promise.reject(abortError(signal, `ttrpc: connect ${path}`));
     }
     return new Promise((resolve, reject) => {
       const socket = createConnection({ path });
       const settle = (err: Error | undefined) => {
+        bound.dispose();
         signal.removeEventListener("abort", onAbort);
         socket.off("error", onError);
         socket.off("connect", onConnect);

@@ -71,3 +71,47 @@ export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal 
   if (list.length === 1) return list[0];
   return AbortSignal.any(list);
 }
+
+/** A signal owned by one operation; `dispose()` clears its timer and detaches from the parents. */
+export interface LinkedSignal {
+  readonly signal: AbortSignal;
+  dispose(): void;
+}
+
+/**
+ * A signal that aborts when any parent aborts or after `timeoutMs` (reason: a TimeoutError).
+ *
+ * Use this instead of `AbortSignal.any([s, AbortSignal.timeout(ms)])`: on Node 20 the composite
+ * holds its sources weakly, so a timeout signal nobody else references can be garbage-collected
+ * and its timer never fires — an operation then waits far past its deadline. Here the timer
+ * holds the controller strongly. Always call `dispose()` when the operation ends (it removes the
+ * listeners from long-lived parents).
+ */
+export function linkedSignal(parents: (AbortSignal | undefined)[], timeoutMs?: number): LinkedSignal {
+  const ac = new AbortController();
+  const live = parents.filter((s): s is AbortSignal => s !== undefined);
+  const detach: (() => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const dispose = () => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    for (const d of detach.splice(0)) d();
+  };
+  const abort = (reason: unknown) => {
+    dispose();
+    if (!ac.signal.aborted) ac.abort(reason);
+  };
+  for (const p of live) {
+    if (p.aborted) {
+      abort(p.reason);
+      return { signal: ac.signal, dispose };
+    }
+    const onAbort = () => abort(p.reason);
+    p.addEventListener("abort", onAbort, { once: true });
+    detach.push(() => p.removeEventListener("abort", onAbort));
+  }
+  if (timeoutMs !== undefined) {
+    timer = setTimeout(() => abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
+  }
+  return { signal: ac.signal, dispose };
+}

@@ -1,0 +1,35 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
+import { abortError, linkedSignal, raceSignal, sleep } from "./signal.js";
+import { ErrorCode } from "../errors.js";
+
+test("linkedSignal times out with a TimeoutError that maps to DeadlineExceeded", async () => {
+  const l = linkedSignal([], 30);
+  await assert.rejects(raceSignal(new Promise(() => {}), l.signal, "op"), (e: { code?: string }) => e.code === ErrorCode.DeadlineExceeded);
+  assert.equal(abortError(l.signal).code, ErrorCode.DeadlineExceeded);
+});
+
+test("linkedSignal follows its parents and detaches from them on dispose", async () => {
+  const parent = new AbortController();
+  const links = Array.from({ length: 50 }, () => linkedSignal([parent.signal, undefined], 60_000));
+  assert.equal(getEventListeners(parent.signal, "abort").length, 50);
+  for (const l of links.slice(1)) l.dispose();
+  assert.equal(getEventListeners(parent.signal, "abort").length, 1, "disposed links leave no listener behind");
+  parent.abort(new Error("stop"));
+  assert.equal(links[0]!.signal.aborted, true);
+  assert.equal(abortError(links[0]!.signal).code, ErrorCode.Canceled);
+  assert.equal(links[1]!.signal.aborted, false, "a disposed link no longer follows");
+  const pre = linkedSignal([parent.signal]);
+  assert.equal(pre.signal.aborted, true, "an already aborted parent aborts at once");
+});
+
+test("the timer keeps firing with no other reference to the signal (GC-safe by construction)", async () => {
+  let fired = false;
+  (() => {
+    const l = linkedSignal([], 20);
+    l.signal.addEventListener("abort", () => (fired = true));
+  })();
+  await sleep(80);
+  assert.equal(fired, true);
+});
