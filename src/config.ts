@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { invalidArgument } from "./errors.js";
+import type { RegistryHostConfig } from "./registry/hosts.js";
 
 export interface RuntimeHandlerConfig {
   /** Shim binary (runtime v2 `start` / `delete` protocol). */
@@ -46,6 +47,14 @@ export interface Config {
   builtinImages: boolean;
   /** The static pause program the built-in pause image is made from (built by `make build`). */
   pauseBinary: string;
+  registry: {
+    /** A blob download receiving no bytes for this long fails the pull (DeadlineExceeded). */
+    stallTimeoutMs: number;
+    /** Parallel layer downloads per pull. */
+    concurrency: number;
+    /** Per registry name or mirror host settings (`[registry.hosts."HOST"]`), in file order. */
+    hosts: RegistryHostConfig[];
+  };
 }
 
 /** The package root, from both dist/ (built) and src/ (tsx). */
@@ -66,6 +75,7 @@ export function defaultConfig(): Config {
     snapshotter: "overlayfs",
     builtinImages: true,
     pauseBinary: path.join(PACKAGE_ROOT, "dist", "native", "pause"),
+    registry: { stallTimeoutMs: 60_000, concurrency: 3, hosts: [] },
   };
 }
 
@@ -95,6 +105,7 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     "snapshotter",
     "builtin_images",
     "pause_binary",
+    "registry",
   ]);
   for (const k of Object.keys(doc)) if (!known.has(k)) throw invalidArgument(`config: unknown key "${k}"`);
   const cfg: Config = structuredClone(base);
@@ -136,8 +147,55 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     cfg.teardown.initialBackoffMs = pick(t, "initial_backoff_ms", "number", cfg.teardown.initialBackoffMs, "teardown.");
     cfg.teardown.maxBackoffMs = pick(t, "max_backoff_ms", "number", cfg.teardown.maxBackoffMs, "teardown.");
   }
+  if (doc.registry !== undefined) cfg.registry = registryFromObject(doc.registry, cfg.registry);
   validateConfig(cfg);
   return cfg;
+}
+
+function checkKeys(src: Obj, known: string[], where: string): void {
+  for (const k of Object.keys(src)) if (!known.includes(k)) throw invalidArgument(`config: unknown key "${where}${k}"`);
+}
+
+/** `[registry]` and its `[registry.hosts."HOST"]` tables; a host given again replaces the earlier entry. */
+function registryFromObject(raw: unknown, base: Config["registry"]): Config["registry"] {
+  if (!isObj(raw)) throw invalidArgument("config: registry must be a table");
+  checkKeys(raw, ["stall_timeout_ms", "concurrency", "hosts"], "registry.");
+  const out: Config["registry"] = {
+    stallTimeoutMs: pick(raw, "stall_timeout_ms", "number", base.stallTimeoutMs, "registry."),
+    concurrency: pick(raw, "concurrency", "number", base.concurrency, "registry."),
+    hosts: [...base.hosts],
+  };
+  if (raw.hosts === undefined) return out;
+  if (!isObj(raw.hosts)) throw invalidArgument("config: registry.hosts must be a table of tables");
+  for (const [host, h] of Object.entries(raw.hosts)) {
+    const where = `registry.hosts."${host}".`;
+    if (!isObj(h)) throw invalidArgument(`config: registry.hosts."${host}" must be a table`);
+    checkKeys(h, ["insecure", "mirrors", "ca_file", "username", "password"], where);
+    const entry: RegistryHostConfig = { host };
+    if (h.insecure !== undefined) {
+      if (typeof h.insecure !== "boolean") throw invalidArgument(`config: ${where}insecure must be a boolean`);
+      entry.insecure = h.insecure;
+    }
+    if (h.mirrors !== undefined) {
+      if (!Array.isArray(h.mirrors) || !h.mirrors.every((m) => typeof m === "string" && m !== "")) {
+        throw invalidArgument(`config: ${where}mirrors must be a list of host[:port] strings`);
+      }
+      entry.mirrors = h.mirrors as string[];
+    }
+    const caFile = pick<string | undefined>(h, "ca_file", "string", undefined, where);
+    if (caFile !== undefined) {
+      if (!path.isAbsolute(caFile)) throw invalidArgument(`config: ${where}ca_file must be an absolute path`);
+      entry.caFile = caFile;
+    }
+    const username = pick<string | undefined>(h, "username", "string", undefined, where);
+    const password = pick<string | undefined>(h, "password", "string", undefined, where);
+    if ((username === undefined) !== (password === undefined)) {
+      throw invalidArgument(`config: ${where}username and password go together`);
+    }
+    if (username !== undefined) entry.auth = { username, password: password! };
+    out.hosts = [...out.hosts.filter((e) => e.host !== host), entry];
+  }
+  return out;
 }
 
 export function validateConfig(cfg: Config): void {
@@ -155,6 +213,10 @@ export function validateConfig(cfg: Config): void {
   }
   for (const [k, v] of Object.entries(cfg.timeouts)) {
     if (!(v > 0)) throw invalidArgument(`config: timeouts.${k} must be positive`);
+  }
+  if (!(cfg.registry.stallTimeoutMs > 0)) throw invalidArgument("config: registry.stall_timeout_ms must be positive");
+  if (!Number.isInteger(cfg.registry.concurrency) || cfg.registry.concurrency < 1) {
+    throw invalidArgument("config: registry.concurrency must be a positive integer");
   }
   if (!(cfg.teardown.initialBackoffMs > 0) || cfg.teardown.maxBackoffMs < cfg.teardown.initialBackoffMs) {
     throw invalidArgument("config: teardown backoff must satisfy 0 < initial_backoff_ms <= max_backoff_ms");

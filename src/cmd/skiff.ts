@@ -59,6 +59,16 @@ program
   .command("images")
   .description("list images (name, digest, id, size)")
   .action(() => withClient(async (c) => print(await c.call("Images"))));
+program
+  .command("pull <ref>")
+  .description("pull an image from its registry (settings from skiffd's [registry] config); prints name, digest, id, size")
+  .option("--timeout <ms>", "give up after this long (the pull is canceled in skiffd)", String(30 * 60 * 1000))
+  .action((ref: string, o: { timeout: string }) =>
+    withClient(async (c) => {
+      console.error(`pulling ${ref} ...`);
+      print(await c.call("Pull", { ref }, { timeoutMs: Number(o.timeout) }));
+    }),
+  );
 task.command("ls").description("list tasks and shims").action(() => withClient(async (c) => print(await c.call("List"))));
 task.command("info <id>").action((id: string) => withClient(async (c) => print(await c.call("Info", { id }))));
 task

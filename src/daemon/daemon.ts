@@ -22,6 +22,9 @@ import { nowRfc3339 } from "../util/time.js";
 import { ContentStore } from "../content/store.js";
 import type { Snapshotter } from "../snapshots/snapshotter.js";
 import { ImageService } from "../images/service.js";
+import { type Progress, pullImage } from "../images/pull.js";
+import type { ImageRecord } from "../metadata/images.js";
+import { RegistryHosts } from "../registry/hosts.js";
 import { buildBuiltinImages } from "../images/builtin.js";
 import { openSnapshotter } from "./snapshotter.js";
 import { CriServer } from "../cri/server.js";
@@ -41,6 +44,7 @@ export class Daemon {
   content!: ContentStore;
   snapshotter!: Snapshotter;
   images!: ImageService;
+  registryHosts!: RegistryHosts;
   private readonly lifecycle: Lifecycle;
   private eventsServer: TtrpcServer | undefined;
   private debugServer: TtrpcServer | undefined;
@@ -71,6 +75,7 @@ export class Daemon {
         name: "images",
         start: async () => {
           this.content = new ContentStore(cfg.root);
+          this.registryHosts = new RegistryHosts(cfg.registry.hosts);
           this.snapshotter = await openSnapshotter(cfg, log);
           this.images = new ImageService({
             content: this.content,
@@ -147,6 +152,18 @@ export class Daemon {
 
   close(): Promise<void> {
     return this.lifecycle.closeAll();
+  }
+
+  /** Pulls `ref` from its registry (settings from `[registry]`) and records it in the image store. */
+  pullImage(ref: string, opts: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {}): Promise<ImageRecord> {
+    return pullImage(ref, {
+      content: this.content,
+      images: this.meta.images,
+      hosts: this.registryHosts,
+      stallTimeoutMs: this.cfg.registry.stallTimeoutMs,
+      concurrency: this.cfg.registry.concurrency,
+      ...opts,
+    });
   }
 
   /** Builds the pause and busybox images when missing; a missing pause binary only skips them. */

@@ -5,6 +5,7 @@
 import type { TtrpcServer, CallContext } from "../ttrpc/index.js";
 import type { Daemon } from "./daemon.js";
 import { invalidArgument } from "../errors.js";
+import type { ImageRecord } from "../metadata/images.js";
 import { bindRootfs, defaultSpec } from "../oci/spec.js";
 import { SANDBOX_ID_ANNOTATION } from "../runtime/shim-manager.js";
 import { prepareImageRootfs, specFromImage, SNAPSHOT_LABEL } from "../containers/from-image.js";
@@ -28,6 +29,17 @@ export interface RunRequest {
   stderr?: string;
   /** Create only (default: create and start). */
   createOnly?: boolean;
+}
+
+/** What `Images` lists and `Pull` answers. */
+export interface ImageSummary {
+  name: string;
+  /** The image manifest's digest. */
+  digest: string;
+  /** The config digest (image id). */
+  id: string;
+  /** Bytes of manifest + config + layers as stored. */
+  size: number;
 }
 
 type Json = Record<string, unknown>;
@@ -90,9 +102,9 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
     if (!r.createOnly) await d.tasks.start(id, { signal: ctx.signal });
     return d.tasks.info(id);
   });
-  method("Images", async () =>
-    d.images.list().map((i) => ({ name: i.name, digest: i.target.digest, id: i.configDigest, size: i.size })),
-  );
+  const summary = (i: ImageRecord): ImageSummary => ({ name: i.name, digest: i.target.digest, id: i.configDigest, size: i.size });
+  method("Images", async () => d.images.list().map(summary));
+  method("Pull", async (req, ctx) => summary(await d.pullImage(str(req, "ref"), { signal: ctx.signal })));
   method("Start", async (req, ctx) => d.tasks.start(str(req, "id"), { signal: ctx.signal }));
   method("Kill", async (req, ctx) => {
     const sig = typeof req.signal === "number" ? req.signal : 15;

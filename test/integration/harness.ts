@@ -127,6 +127,14 @@ export async function writeConfig(env: Env): Promise<string> {
   for (const [name, r] of Object.entries(c.runtimes)) {
     lines.push(`[runtimes.${name}]`, `shim = ${JSON.stringify(r.shim)}`, `binary_name = ${JSON.stringify(r.binaryName)}`);
   }
+  lines.push(`[registry]`, `stall_timeout_ms = ${c.registry.stallTimeoutMs}`, `concurrency = ${c.registry.concurrency}`);
+  for (const h of c.registry.hosts) {
+    lines.push(`[registry.hosts.${JSON.stringify(h.host)}]`);
+    if (h.insecure !== undefined) lines.push(`insecure = ${h.insecure}`);
+    if (h.mirrors) lines.push(`mirrors = ${JSON.stringify(h.mirrors)}`);
+    if (h.caFile) lines.push(`ca_file = ${JSON.stringify(h.caFile)}`);
+    if (h.auth) lines.push(`username = ${JSON.stringify(h.auth.username)}`, `password = ${JSON.stringify(h.auth.password)}`);
+  }
   const file = path.join(env.dir, "config.toml");
   const { writeFile } = await import("node:fs/promises");
   await writeFile(file, lines.join("\n") + "\n");
