@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { makeEnv, cleanupEnv, spawnDaemon } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon } from "./harness.js";
 import { run } from "../../src/util/exec.js";
 import { call, criClients } from "./cri-client.js";
 
@@ -15,10 +15,7 @@ test("skiff task run/ls/kill/delete drive skiffd; a missing daemon gets a clear 
   const env = await makeEnv();
   const daemon = await spawnDaemon(env);
   t.after(async () => {
-    if (daemon.exitCode === null) {
-      daemon.kill("SIGTERM");
-      await new Promise((r) => daemon.once("exit", r));
-    }
+    await stopDaemon(daemon);
     assert.deepEqual(await cleanupEnv(env), []);
   });
   const sock = env.cfg.debugSocket;

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { makeEnv, cleanupEnv, spawnDaemon, type Env } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, type Env } from "./harness.js";
 import { DebugClient } from "../../src/daemon/debug-client.js";
 import { isAlive, waitForExit } from "../../src/util/proc.js";
 import { sleep } from "../../src/util/signal.js";
@@ -20,10 +20,7 @@ test("daemon SIGKILLed with two tasks; real exit codes after restart; no shim le
   let client: DebugClient | undefined;
   t.after(async () => {
     client?.close();
-    if (daemon.exitCode === null) {
-      daemon.kill("SIGTERM");
-      await new Promise((r) => daemon.once("exit", r));
-    }
+    await stopDaemon(daemon);
     assert.deepEqual(await cleanupEnv(env), []);
   });
 

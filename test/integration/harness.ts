@@ -167,3 +167,11 @@ export async function spawnDaemon(env: Env): Promise<import("node:child_process"
     }
   }
 }
+
+/** Stops a skiffd started by spawnDaemon (SIGTERM, then waits); no-op if it already exited. */
+export async function stopDaemon(child: import("node:child_process").ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { makeEnv, cleanupEnv, spawnDaemon } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon } from "./harness.js";
 import { DebugClient } from "../../src/daemon/debug-client.js";
 import { runChecked } from "../../src/util/exec.js";
 import { mountsUnder } from "../../src/runtime/mount-linux.js";
@@ -25,10 +25,7 @@ test("containers from the built-in busybox and pause images; snapshots go with t
   let client: DebugClient | undefined;
   t.after(async () => {
     client?.close();
-    if (daemon.exitCode === null) {
-      daemon.kill("SIGTERM");
-      await new Promise((r) => daemon.once("exit", r));
-    }
+    await stopDaemon(daemon);
     assert.deepEqual(await cleanupEnv(env), []);
   });
   client = await DebugClient.connect(env.cfg.debugSocket);
@@ -67,8 +64,7 @@ test("containers from the built-in busybox and pause images; snapshots go with t
   // A restart keeps the built-in images as they were (same digests, not rebuilt).
   client.close();
   client = undefined;
-  daemon.kill("SIGTERM");
-  await new Promise((r) => daemon.once("exit", r));
+  await stopDaemon(daemon);
   daemon = await spawnDaemon(env);
   client = await DebugClient.connect(env.cfg.debugSocket);
   const again = await client.call<ImageRow[]>("Images");

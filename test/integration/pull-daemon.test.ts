@@ -14,7 +14,7 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import { makeEnv, cleanupEnv, spawnDaemon } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon } from "./harness.js";
 import { DebugClient } from "../../src/daemon/debug-client.js";
 import type { ImageSummary } from "../../src/daemon/debug-service.js";
 import { isNotFound } from "../../src/errors.js";
@@ -160,10 +160,7 @@ test("Pull from a registry, Run the image; SIGKILL mid-pull leaves a consistent 
   let client: DebugClient | undefined;
   t.after(async () => {
     client?.close();
-    if (daemon.exitCode === null && daemon.signalCode === null) {
-      daemon.kill("SIGTERM");
-      await new Promise((r) => daemon.once("exit", r));
-    }
+    await stopDaemon(daemon);
     assert.deepEqual(await cleanupEnv(env), []);
   });
   client = await DebugClient.connect(env.cfg.debugSocket);
