@@ -60,6 +60,10 @@ program
   .description("list images (name, digest, id, size)")
   .action(() => withClient(async (c) => print(await c.call("Images"))));
 program
+  .command("rmi <ref>")
+  .description("remove an image name; frees what no other image or container uses")
+  .action((ref: string) => withClient(async (c) => print(await c.call("RemoveImage", { ref }))));
+program
   .command("pull <ref>")
   .description("pull an image from its registry (settings from skiffd's [registry] config); prints name, digest, id, size")
   .option("--timeout <ms>", "give up after this long (the pull is canceled in skiffd)", String(30 * 60 * 1000))

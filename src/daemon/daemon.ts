@@ -166,6 +166,13 @@ export class Daemon {
     });
   }
 
+  /** Frees blobs and layer snapshots that no image (and no container) needs any more. */
+  async collectGarbage(): Promise<{ blobs: number; snapshots: number }> {
+    const snapshots = await this.images.gcSnapshots(this.snapshotter);
+    const res = await this.images.gc();
+    return { blobs: res.blobs.length, snapshots: snapshots.length };
+  }
+
   /** Builds the pause and busybox images when missing; a missing pause binary only skips them. */
   private async ensureBuiltinImages(): Promise<void> {
     try {

@@ -104,6 +104,10 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
   });
   const summary = (i: ImageRecord): ImageSummary => ({ name: i.name, digest: i.target.digest, id: i.configDigest, size: i.size });
   method("Images", async () => d.images.list().map(summary));
+  method("RemoveImage", async (req) => {
+    d.images.remove(str(req, "ref"));
+    return d.collectGarbage();
+  });
   method("Pull", async (req, ctx) => summary(await d.pullImage(str(req, "ref"), { signal: ctx.signal })));
   method("Start", async (req, ctx) => d.tasks.start(str(req, "id"), { signal: ctx.signal }));
   method("Kill", async (req, ctx) => {

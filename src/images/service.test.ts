@@ -114,3 +114,31 @@ describe("ImageService", () => {
     assert.deepEqual((await empty.usage()).snapshots, { dir: path.join(root, "none"), size: 0, inodes: 0 });
   });
 });
+
+test("gcSnapshots frees layer snapshots no image reaches, never under a container", async (t) => {
+  const { dir: root, cleanup } = await tempRoot("skiff-snapgc-");
+  const meta = MetadataStore.open(path.join(root, "meta.db"));
+  const sn = new OverlaySnapshotter(root);
+  t.after(async () => {
+    await sn.close();
+    meta.close();
+    await cleanup();
+  });
+  const svc = new ImageService({ content: new ContentStore(root), images: meta.images, snapshotsDir: path.join(root, "snapshots"), tmpDir: root });
+  const dir = path.join(root, "img");
+  await writeDockerSave(dir, { repoTags: ["example.com/gc:1"] });
+  await svc.import(await tarDir(dir, `${dir}.tar`));
+  const top = await svc.unpack("example.com/gc:1", sn);
+  const committed = async () => (await sn.list()).filter((i) => i.kind === "committed").map((i) => i.name).sort();
+  const layers = await committed();
+  assert.equal(layers.length, 2);
+
+  assert.deepEqual(await svc.gcSnapshots(sn), [], "an image keeps its chain");
+  await sn.prepare("ctr-gc", top);
+  svc.remove("example.com/gc:1");
+  assert.deepEqual(await svc.gcSnapshots(sn), [], "a container keeps the chain under it");
+  assert.deepEqual(await committed(), layers);
+  await sn.remove("ctr-gc");
+  assert.deepEqual((await svc.gcSnapshots(sn)).sort(), layers, "top first, then its parent");
+  assert.deepEqual(await committed(), []);
+});

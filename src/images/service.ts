@@ -87,6 +87,29 @@ export class ImageService {
     return this.#content.gc({ roots, signal: opts.signal });
   }
 
+  /**
+   * Removes committed snapshots that no image's layer chain reaches and nothing is built on,
+   * leaves first, until none is left to remove. Active snapshots (containers) are never removed
+   * here, and their parents stay while they exist. Returns the removed names.
+   */
+  async gcSnapshots(sn: Snapshotter): Promise<string[]> {
+    const keep = new Set<string>();
+    for (const img of this.#images.list()) {
+      for (const c of chainIds(img.config.diffIds.map(parseDigest))) keep.add(c);
+    }
+    const removed: string[] = [];
+    for (;;) {
+      const infos = await sn.list();
+      const parents = new Set(infos.map((i) => i.parent).filter((p): p is string => !!p));
+      const victims = infos.filter((i) => i.kind === "committed" && !keep.has(i.name) && !parents.has(i.name));
+      if (victims.length === 0) return removed;
+      for (const v of victims) {
+        await sn.remove(v.name);
+        removed.push(v.name);
+      }
+    }
+  }
+
   import(archive: string, opts: Omit<ImportOptions, "content" | "images"> = {}): Promise<ImageRecord[]> {
     return importArchive(archive, { tmpDir: this.#tmpDir, ...opts, content: this.#content, images: this.#images });
   }

@@ -56,12 +56,19 @@ test("containers from the built-in busybox and pause images; snapshots go with t
   const metaText = (await Promise.all(active.stdout.toString().split("\n").filter(Boolean).map((f) => readFile(f, "utf8")))).join("\n");
   assert.doesNotMatch(metaText, /container-bb|container-p"/, "no container snapshot left in the snapshotter's metadata");
 
+  // Removing the busybox name frees its blobs and layer snapshots; pause is untouched.
+  const gc = await client.call<{ blobs: number; snapshots: number }>("RemoveImage", { ref: "busybox" });
+  assert.ok(gc.blobs >= 3, `manifest, config and layer blobs freed (${gc.blobs})`);
+  assert.equal(gc.snapshots, 1, "busybox's one layer snapshot freed");
+  assert.deepEqual((await client.call<ImageRow[]>("Images")).map((i) => i.name), ["registry.k8s.io/pause:3.9"]);
+  await assert.rejects(client.call("RemoveImage", { ref: "busybox" }), /not found/);
+
   // Bad input: an unknown image is NotFound, and nothing is left of the attempt.
   await assert.rejects(client.call("Run", { id: "nope", image: "docker.io/library/nope:1" }), /not found/);
   const list = await client.call<{ tasks: unknown[] }>("List");
   assert.deepEqual(list.tasks, []);
 
-  // A restart keeps the built-in images as they were (same digests, not rebuilt).
+  // A restart rebuilds the missing busybox image identically and keeps pause as it was.
   client.close();
   client = undefined;
   await stopDaemon(daemon);
