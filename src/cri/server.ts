@@ -5,13 +5,12 @@
  * Every RPC passes through `instrumentService` (logging, metrics, error mapping); handlers given
  * here are plain functions that return responses or throw SkiffErrors.
  */
-import { constants as fsc } from "node:fs";
-import { chmod, lstat, unlink } from "node:fs/promises";
+import { chmod, unlink } from "node:fs/promises";
 import * as http2 from "node:http2";
-import * as net from "node:net";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { failedPrecondition, unavailable } from "../errors.js";
+import { failedPrecondition } from "../errors.js";
+import { removeStaleSocket } from "../util/socket.js";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.js";
 import type { Logger } from "../log.js";
 import { RpcMetrics, instrumentService } from "./instrument.js";
@@ -64,7 +63,7 @@ export class CriServer {
   async listen(): Promise<void> {
     if (this.#server !== undefined || this.#closing !== undefined) throw failedPrecondition("cri server: listen called twice");
     const { socket } = this.#opts;
-    await removeStaleSocket(socket);
+    await removeStaleSocket(socket, "cri server");
 
     const instrumentOpts = { log: this.#log, metrics: this.metrics };
     const runtime = instrumentService(RuntimeService, this.#opts.runtime, instrumentOpts);
@@ -153,29 +152,4 @@ export class CriServer {
     });
     this.#log.info({ socket: this.#opts.socket }, "cri server closed");
   }
-}
-
-/**
- * Removes a socket file left behind by a dead server. Refuses to touch a non-socket file or a
- * socket something still listens on.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  if ((st.mode & fsc.S_IFMT) !== fsc.S_IFSOCK) throw failedPrecondition(`cri server: ${path} exists and is not a socket`);
-  const live = await new Promise<boolean>((resolve) => {
-    const conn = net.connect(path);
-    conn.once("connect", () => {
-      conn.destroy();
-      resolve(true);
-    });
-    conn.once("error", () => resolve(false));
-  });
-  if (live) throw unavailable(`cri server: ${path} is in use by another server`);
-  await unlink(path);
 }

@@ -13,9 +13,9 @@
 import { randomUUID } from "node:crypto";
 import { parseDigest } from "../content/digest.js";
 import type { ContentStore, GcResult } from "../content/store.js";
-import { invalidArgument, isInvalidArgument, isNotFound, notFound } from "../errors.js";
+import { invalidArgument, isInvalidArgument, notFound } from "../errors.js";
 import type { ImageFilter, ImageRecord, ImageStore } from "../metadata/images.js";
-import type { Snapshotter, Usage } from "../snapshots/snapshotter.js";
+import { snapshotExists, type Snapshotter, type Usage } from "../snapshots/snapshotter.js";
 import { diskUsage } from "../snapshots/usage.js";
 import { applyLayer, chainIds } from "../unpack/apply.js";
 import { exportArchive } from "./export.js";
@@ -164,15 +164,5 @@ export class ImageService {
     };
     const [content, snapshots] = await Promise.all([of(this.#content.dir), of(this.#snapshotsDir)]);
     return { content, snapshots };
-  }
-}
-
-async function snapshotExists(sn: Snapshotter, key: string): Promise<boolean> {
-  try {
-    await sn.stat(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
   }
 }

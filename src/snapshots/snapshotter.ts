@@ -9,6 +9,8 @@
  * safe to call concurrently; mounts are returned, never performed (the caller or shim mounts).
  */
 
+import { isNotFound } from "../errors.js";
+
 export type Kind = "active" | "committed" | "view";
 
 /** A mount to perform at a caller-chosen target (containerd's `mount.Mount`). */
@@ -72,4 +74,15 @@ export interface Snapshotter {
   walk(fn: (info: Info) => void | Promise<void>, filter?: (info: Info) => boolean): Promise<void>;
   /** Releases resources; the snapshots stay on disk. Idempotent. */
   close(): Promise<void>;
+}
+
+/** True if `key` names a snapshot of `sn` (NotFound → false; other errors propagate). */
+export async function snapshotExists(sn: Snapshotter, key: string): Promise<boolean> {
+  try {
+    await sn.stat(key);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
 }

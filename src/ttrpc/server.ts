@@ -11,9 +11,10 @@
  *   connection only; nothing it sends can throw out of the server.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { chmod, lstat, unlink } from "node:fs/promises";
+import { chmod, unlink } from "node:fs/promises";
 import { GrpcCode, alreadyExists, failedPrecondition, unavailable } from "../errors.js";
 import { socketPathOf } from "./client.js";
+import { removeStaleSocket } from "../util/socket.js";
 import { ServerConnection, type Handler } from "./server-conn.js";
 import type { RpcStatus } from "./status.js";
 
@@ -64,7 +65,7 @@ export class TtrpcServer {
       throw failedPrecondition("ttrpc: server is already listening or closed");
     }
     const path = socketPathOf(socketPath);
-    await removeStaleSocket(path);
+    await removeStaleSocket(path, "ttrpc");
     const server = createServer((socket) => this.#accept(socket));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -136,16 +137,4 @@ export class TtrpcServer {
     }
     return handler;
   }
-}
-
-async function removeStaleSocket(path: string): Promise<void> {
-  let st;
-  try {
-    st = await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw unavailable(`ttrpc: stat ${path}: ${(err as Error).message}`, err);
-  }
-  if (!st.isSocket()) throw failedPrecondition(`ttrpc: ${path} exists and is not a socket`);
-  await unlink(path);
 }

@@ -10,9 +10,9 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import { type Digest, parseDigest } from "../content/digest.js";
-import { isAlreadyExists, isNotFound } from "../errors.js";
+import { isAlreadyExists } from "../errors.js";
 import { upperDir } from "../snapshots/mount.js";
-import type { Snapshotter } from "../snapshots/snapshotter.js";
+import { snapshotExists, type Snapshotter } from "../snapshots/snapshotter.js";
 import { type UnpackOptions, type UnpackResult, unpackLayer } from "./unpack.js";
 
 /** OCI chain IDs: chain(L0) = diffID(L0); chain(Ln) = sha256(chain(Ln-1) + " " + diffID(Ln)). */
@@ -41,7 +41,7 @@ export async function applyLayer(
   layer: Readable | string,
   opts: ApplyOptions = {},
 ): Promise<UnpackResult | undefined> {
-  if (await exists(sn, name)) return undefined;
+  if (await snapshotExists(sn, name)) return undefined;
   const key = `extract-${randomUUID()} ${name}`;
   const mounts = await sn.prepare(key, parent, { labels: opts.labels, signal: opts.signal });
   try {
@@ -51,16 +51,6 @@ export async function applyLayer(
   } catch (err) {
     await sn.remove(key).catch(() => {});
     if (isAlreadyExists(err)) return undefined;
-    throw err;
-  }
-}
-
-async function exists(sn: Snapshotter, key: string): Promise<boolean> {
-  try {
-    await sn.stat(key);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
     throw err;
   }
 }
