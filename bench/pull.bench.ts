@@ -4,7 +4,11 @@
  *   - skiff's `pullImage` in-process into a fresh content store (and pull + unpack into overlay),
  *   - `skopeo copy docker://… dir:…`,
  *   - containerd 1.6 (`ctr content fetch` = fetch only; `ctr images pull` = fetch + unpack), a
- *     test-owned containerd with its own root, state and socket in a temp dir.
+ *     test-owned containerd with its own root, state and socket in a temp dir,
+ *   - and, as an archive: the same image written once by `skopeo copy` to an `oci-archive:` tar
+ *     (blobs as in the registry, gzip'd) and a `docker-archive:` tar (skopeo stores its layers
+ *     uncompressed), imported by skiff's `importArchive` into a fresh content store + SQLite image
+ *     store, and by `ctr images import --no-unpack` (skiff's import does not unpack either).
  * Medians of `runs` (fresh stores every run). Everything started is stopped by PID; temp dirs go.
  *
  *   node --import tsx bench/pull.bench.ts [runs=3]
@@ -18,6 +22,7 @@ import * as path from "node:path";
 import { defaultConfig } from "../src/config.js";
 import { ContentStore } from "../src/content/store.js";
 import { openSnapshotter } from "../src/daemon/snapshotter.js";
+import { importArchive } from "../src/images/import.js";
 import { pullImage } from "../src/images/pull.js";
 import { ImageService } from "../src/images/service.js";
 import { silentLogger } from "../src/log.js";
@@ -174,13 +179,41 @@ try {
       meta.close();
     }
   };
-  const rows: [string, number][] = [];
+  // The archives, written once from the registry.
+  const ociArchive = path.join(work, "img.tar");
+  const dockerArchive = path.join(work, "img-docker.tar");
+  // The OCI archive's ref name is a bare tag ("1"), named by `--base-name` / `name`; the docker
+  // archive carries a full RepoTag.
+  for (const dest of [`oci-archive:${ociArchive}:1`, `docker-archive:${dockerArchive}:bench/imported:1`]) {
+    await runChecked("skopeo", ["copy", "--insecure-policy", "--src-tls-verify=false", `docker://${ref}`, dest]);
+  }
+  const archiveMB = {
+    oci: (await stat(ociArchive)).size / 1e6,
+    docker: (await stat(dockerArchive)).size / 1e6,
+  };
+  const skiffImport = async (root: string, archive: string) => {
+    const meta = MetadataStore.open(path.join(root, "meta.db"));
+    try {
+      const content = new ContentStore(path.join(root, "content"));
+      const tmpDir = path.join(root, "tmp");
+      await mkdir(tmpDir);
+      const recs = await importArchive(archive, { content, images: meta.images, name: "bench/imported:1", tmpDir });
+      if (recs.length !== 1) throw new Error(`importArchive recorded ${recs.length} names`);
+    } finally {
+      meta.close();
+    }
+  };
+
+  /** [operation, median ms, MB the MB/s column is computed from (default: the image's blobs)] */
+  const rows: [string, number, number?][] = [];
   rows.push(["skiff pullImage (fetch + verify + record)", await timed((d) => skiffPull(d, false))]);
   rows.push(["skiff pullImage + unpack (overlay)", await timed((d) => skiffPull(d, true))]);
   rows.push([
     "skopeo copy docker:// → dir:",
     await timed((d) => runChecked("skopeo", ["copy", "--insecure-policy", "--src-tls-verify=false", `docker://${ref}`, `dir:${d}/out`])),
   ]);
+  rows.push(["skiff importArchive, OCI archive", await timed((d) => skiffImport(d, ociArchive)), archiveMB.oci]);
+  rows.push(["skiff importArchive, docker archive (tar layers)", await timed((d) => skiffImport(d, dockerArchive)), archiveMB.docker]);
   let ctrd: { sock: string; stop: () => Promise<void> } | undefined;
   const withContainerd = async (d: string) => {
     ctrd = await startContainerd(d);
@@ -198,25 +231,53 @@ try {
       "containerd 1.6 `ctr images pull` (+ unpack)",
       await timed((_d) => runChecked("ctr", ["--address", ctrd!.sock, "-n", "bench", "images", "pull", "--plain-http", ref]), withContainerd),
     ]);
+    const ctrImport = (archive: string, extra: string[]) => (_d: string) =>
+      runChecked("ctr", ["--address", ctrd!.sock, "-n", "bench", "images", "import", "--no-unpack", ...extra, archive]);
+    // Outside the timing: the import must have recorded the image, or the row measures nothing.
+    const withContainerdExpecting = (name: string) => async (d: string) => {
+      const stop = await withContainerd(d);
+      return async () => {
+        try {
+          const ls = await runChecked("ctr", ["--address", ctrd!.sock, "-n", "bench", "images", "ls", "-q"]);
+          if (!String(ls.stdout).split("\n").includes(name)) throw new Error(`ctr import did not record ${name}: ${String(ls.stdout)}`);
+        } finally {
+          await stop();
+        }
+      };
+    };
+    rows.push([
+      "containerd 1.6 `ctr images import --no-unpack`, OCI archive",
+      await timed(ctrImport(ociArchive, ["--base-name", "bench/imported"]), withContainerdExpecting("bench/imported:1")),
+      archiveMB.oci,
+    ]);
+    rows.push([
+      "containerd 1.6 `ctr images import --no-unpack`, docker archive",
+      await timed(ctrImport(dockerArchive, []), withContainerdExpecting("docker.io/bench/imported:1")),
+      archiveMB.docker,
+    ]);
   } catch (err) {
     console.error(`containerd comparison skipped: ${(err as Error).message}`);
   }
 
   const mb = bytes / 1e6;
   const base = rows[0]![1];
-  console.log(`\nimage: ${LAYERS} layers, ${mb.toFixed(1)} MB compressed; medians of ${RUNS} runs over 127.0.0.1\n`);
-  console.log(`| ${"Operation".padEnd(44)} | ${"time".padStart(9)} | ${"MB/s".padStart(7)} | ${"vs skiff pull".padStart(13)} |`);
-  console.log(`| ${"-".repeat(44)} | ${"-".repeat(8)}: | ${"-".repeat(6)}: | ${"-".repeat(12)}: |`);
-  for (const [name, ms] of rows) {
+  console.log(`\nimage: ${LAYERS} layers, ${mb.toFixed(1)} MB compressed; medians of ${RUNS} runs over 127.0.0.1`);
+  console.log(`archives: OCI ${archiveMB.oci.toFixed(1)} MB, docker ${archiveMB.docker.toFixed(1)} MB (import MB/s is of the archive)\n`);
+  const W = 62;
+  console.log(`| ${"Operation".padEnd(W)} | ${"time".padStart(9)} | ${"MB/s".padStart(7)} | ${"vs skiff pull".padStart(13)} |`);
+  console.log(`| ${"-".repeat(W)} | ${"-".repeat(8)}: | ${"-".repeat(6)}: | ${"-".repeat(12)}: |`);
+  for (const [name, ms, rowMB = mb] of rows) {
     console.log(
-      `| ${name.padEnd(44)} | ${`${(ms / 1000).toFixed(2)} s`.padStart(9)} | ${(mb / (ms / 1000)).toFixed(0).padStart(7)} | ${`${(ms / base).toFixed(2)}×`.padStart(13)} |`,
+      `| ${name.padEnd(W)} | ${`${(ms / 1000).toFixed(2)} s`.padStart(9)} | ${(rowMB / (ms / 1000)).toFixed(0).padStart(7)} | ${`${(ms / base).toFixed(2)}×`.padStart(13)} |`,
     );
   }
   const time = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1];
   for (const [label, a, b] of [
     ["skiff pull / skopeo copy", "skiff pullImage (", "skopeo"],
     ["skiff pull / ctr content fetch", "skiff pullImage (", "containerd 1.6 `ctr content"],
-    ["skiff pull+unpack / ctr images pull", "skiff pullImage +", "containerd 1.6 `ctr images"],
+    ["skiff pull+unpack / ctr images pull", "skiff pullImage +", "containerd 1.6 `ctr images pull"],
+    ["skiff import / ctr images import --no-unpack, OCI archive", "skiff importArchive, OCI", "containerd 1.6 `ctr images import --no-unpack`, OCI"],
+    ["skiff import / ctr images import --no-unpack, docker archive", "skiff importArchive, docker", "containerd 1.6 `ctr images import --no-unpack`, docker"],
   ] as const) {
     const ta = time(a);
     const tb = time(b);
