@@ -7,7 +7,7 @@ import type { ImageService } from "../images/service.js";
 import type { ImageRecord } from "../metadata/index.js";
 import type { Snapshotter } from "../snapshots/snapshotter.js";
 import type { RootfsMount } from "./service.js";
-import { defaultSpec, DEFAULT_PATH_ENV } from "../oci/spec.js";
+import { defaultSpec, DEFAULT_PATH_ENV, mergeEnv } from "../oci/spec.js";
 import { invalidArgument } from "../errors.js";
 
 /** Label on a container recording its snapshot key (removed with the container). */
@@ -57,10 +57,4 @@ export function specFromImage(image: ImageRecord, o: ProcessOverrides = {}): Rec
     ...(o.annotations ? { annotations: o.annotations } : {}),
     ...(o.hostname ? { hostname: o.hostname } : {}),
   });
-}
-
-function mergeEnv(base: string[], extra: string[]): string[] {
-  const name = (e: string) => e.split("=", 1)[0];
-  const overridden = new Set(extra.map(name));
-  return [...base.filter((e) => !overridden.has(name(e))), ...extra];
 }

@@ -97,3 +97,13 @@ export function defaultSpec(o: SpecOptions): Record<string, unknown> {
 export function bindRootfs(dir: string, readonly = false): { type: string; source: string; target: string; options: string[] }[] {
   return [{ type: "bind", source: dir, target: "", options: ["rbind", readonly ? "ro" : "rw"] }];
 }
+
+/** Appends `extra` env entries; one whose NAME matches an entry of `base` replaces it. */
+export function mergeEnv(base: string[], extra: string[]): string[] {
+  const name = (e: string) => {
+    const i = e.indexOf("=");
+    return i < 0 ? e : e.slice(0, i);
+  };
+  const overridden = new Set(extra.map(name));
+  return [...base.filter((e) => !overridden.has(name(e))), ...extra];
+}

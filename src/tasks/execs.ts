@@ -13,13 +13,13 @@ import { normalizeStdio, type ExecRequest, type ExitStatus } from "./types.js";
 import { OCI_PROCESS_TYPE_URL, packJsonAny } from "../proto/any.js";
 import { invalidArgument, isNotFound, notFound } from "../errors.js";
 import { validateId } from "../runtime/bundle.js";
-import { raceSignal } from "../util/signal.js";
-import { isZeroTimestamp, nowRfc3339, timestampToRfc3339 } from "../util/time.js";
+import { Waiters } from "../util/waiters.js";
+import { exitTimeOf, nowRfc3339 } from "../util/time.js";
 
 const key = (taskId: string, execId: string) => `${taskId}\u0000${execId}`;
 
 export class ExecService {
-  private readonly waiters = new Map<string, { promise: Promise<ExitStatus>; resolve: (e: ExitStatus) => void }>();
+  private readonly waiters = new Waiters<ExitStatus>();
 
   constructor(
     private readonly cfg: Config,
@@ -64,7 +64,7 @@ export class ExecService {
       .then((w) =>
         this.record(taskId, execId, {
           exitStatus: w.exitStatus,
-          exitedAt: isZeroTimestamp(w.exitedAt) ? nowRfc3339() : timestampToRfc3339(w.exitedAt!),
+          exitedAt: exitTimeOf(w.exitedAt),
         }),
       )
       .catch((err: unknown) => this.log.debug({ task: taskId, exec: execId, err: (err as Error).message }, "exec wait ended"));
@@ -75,22 +75,13 @@ export class ExecService {
     if (!this.meta.execs.find(taskId, execId)) return;
     const res = this.meta.execs.recordExit(taskId, execId, { ...exit, reason: exit.reason ?? null });
     const stands = { exitStatus: res.exit.exitStatus, exitedAt: res.exit.exitedAt };
-    const w = this.waiters.get(key(taskId, execId));
-    this.waiters.delete(key(taskId, execId));
-    w?.resolve(stands);
+    this.waiters.resolve(key(taskId, execId), stands);
   }
 
   wait(taskId: string, execId: string, opts: CallOpts = {}): Promise<ExitStatus> {
     const e = this.meta.execs.get(taskId, execId);
     if (e.exitStatus !== null) return Promise.resolve({ exitStatus: e.exitStatus, exitedAt: e.exitedAt! });
-    let w = this.waiters.get(key(taskId, execId));
-    if (!w) {
-      let resolve!: (x: ExitStatus) => void;
-      const promise = new Promise<ExitStatus>((r) => (resolve = r));
-      w = { promise, resolve };
-      this.waiters.set(key(taskId, execId), w);
-    }
-    return raceSignal(w.promise, opts.signal, `wait for exec "${execId}" of "${taskId}"`);
+    return this.waiters.wait(key(taskId, execId), opts.signal, `wait for exec "${execId}" of "${taskId}"`);
   }
 
   async kill(taskId: string, execId: string, signal: number, opts: CallOpts = {}): Promise<void> {
@@ -112,7 +103,7 @@ export class ExecService {
       const res = await shim.task.delete(taskId, execId, { signal: opts.signal, timeoutMs: this.cfg.timeouts.shimCallMs });
       this.record(taskId, execId, {
         exitStatus: res.exitStatus,
-        exitedAt: isZeroTimestamp(res.exitedAt) ? nowRfc3339() : timestampToRfc3339(res.exitedAt!),
+        exitedAt: exitTimeOf(res.exitedAt),
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;

@@ -9,13 +9,13 @@
 import type { MetadataStore } from "../metadata/index.js";
 import type { Logger } from "../log.js";
 import type { ExitStatus } from "./types.js";
-import { raceSignal } from "../util/signal.js";
+import { Waiters } from "../util/waiters.js";
 import { notFound } from "../errors.js";
 
 type Listener = (taskId: string, exit: ExitStatus) => void;
 
 export class ExitRecorder {
-  private readonly waiters = new Map<string, { promise: Promise<ExitStatus>; resolve: (e: ExitStatus) => void }>();
+  private readonly waiters = new Waiters<ExitStatus>();
   private readonly listeners = new Set<Listener>();
 
   constructor(
@@ -47,7 +47,7 @@ export class ExitRecorder {
         }
       }
     }
-    this.wake(taskId, stands);
+    this.waiters.resolve(taskId, stands);
     return stands;
   }
 
@@ -63,21 +63,7 @@ export class ExitRecorder {
     const now = this.recorded(taskId);
     if (now) return Promise.resolve(now);
     if (!this.meta.tasks.find(taskId)) return Promise.reject(notFound(`task "${taskId}" not found`));
-    let w = this.waiters.get(taskId);
-    if (!w) {
-      let resolve!: (e: ExitStatus) => void;
-      const promise = new Promise<ExitStatus>((r) => (resolve = r));
-      w = { promise, resolve };
-      this.waiters.set(taskId, w);
-    }
-    return raceSignal(w.promise, signal, `wait for task "${taskId}"`);
-  }
-
-  private wake(taskId: string, exit: ExitStatus): void {
-    const w = this.waiters.get(taskId);
-    if (!w) return;
-    this.waiters.delete(taskId);
-    w.resolve(exit);
+    return this.waiters.wait(taskId, signal, `wait for task "${taskId}"`);
   }
 
   /** Subscribes to newly recorded exits; returns the unsubscribe function. */

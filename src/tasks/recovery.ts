@@ -17,7 +17,7 @@ import { ShimTaskClient } from "../runtime/shim-client.js";
 import { isAlive, waitForExit } from "../util/proc.js";
 import { isNotFound } from "../errors.js";
 import { Status } from "../gen/containerd/types/task/task_pb.js";
-import { isZeroTimestamp, nowRfc3339, timestampToRfc3339 } from "../util/time.js";
+import { exitTimeOf, nowRfc3339 } from "../util/time.js";
 import { UNKNOWN_EXIT_STATUS } from "./types.js";
 
 /** Reconnects or tears down after a shim connection closed unexpectedly. */
@@ -83,7 +83,7 @@ export async function recover(svc: TasksService): Promise<void> {
       if (st.status === Status.STOPPED) {
         svc.exits.record(t.id, {
           exitStatus: st.exitStatus,
-          exitedAt: isZeroTimestamp(st.exitedAt) ? nowRfc3339() : timestampToRfc3339(st.exitedAt!),
+          exitedAt: exitTimeOf(st.exitedAt),
         });
       } else {
         if (t.status === "unknown") meta.tasks.update(t.id, { status: "created", pid: st.pid });

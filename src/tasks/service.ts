@@ -25,7 +25,7 @@ import {
   unavailable,
 } from "../errors.js";
 import { raceSignal } from "../util/signal.js";
-import { isZeroTimestamp, nowRfc3339, timestampToRfc3339 } from "../util/time.js";
+import { exitTimeOf } from "../util/time.js";
 import { Status } from "../gen/containerd/types/task/task_pb.js";
 import { UndoStack } from "../util/undo.js";
 import { ExecService } from "./execs.js";
@@ -181,7 +181,7 @@ export class TasksService {
     if (st.status === Status.STOPPED) {
       this.exits.record(task.id, {
         exitStatus: st.exitStatus,
-        exitedAt: isZeroTimestamp(st.exitedAt) ? nowRfc3339() : timestampToRfc3339(st.exitedAt!),
+        exitedAt: exitTimeOf(st.exitedAt),
       });
       return;
     }
@@ -211,7 +211,7 @@ export class TasksService {
     const st = await shim.task.state(id, "", { signal: opts.signal, timeoutMs: this.cfg.timeouts.shimCallMs });
     const status = STATUS_NAMES[st.status] ?? "unknown";
     if (st.status !== Status.STOPPED) return { status, pid: st.pid };
-    const exitedAt = isZeroTimestamp(st.exitedAt) ? nowRfc3339() : timestampToRfc3339(st.exitedAt!);
+    const exitedAt = exitTimeOf(st.exitedAt);
     return { status, pid: st.pid, exit: { exitStatus: st.exitStatus, exitedAt } };
   }
 
@@ -262,7 +262,7 @@ export class TasksService {
       .then((res) => {
         this.exits.record(id, {
           exitStatus: res.exitStatus,
-          exitedAt: isZeroTimestamp(res.exitedAt) ? nowRfc3339() : timestampToRfc3339(res.exitedAt!),
+          exitedAt: exitTimeOf(res.exitedAt),
         });
       })
       .catch((err: unknown) => {

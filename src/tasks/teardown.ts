@@ -28,7 +28,7 @@ import { linkedSignal, raceSignal, sleep } from "../util/signal.js";
 import type { ShimHandle } from "../runtime/shim-manager.js";
 import type { DeleteResponse } from "../gen/containerd/task/v2/shim_pb.js";
 import { isAlive } from "../util/proc.js";
-import { timestampToRfc3339, isZeroTimestamp, nowRfc3339 } from "../util/time.js";
+import { exitTimeOf, nowRfc3339 } from "../util/time.js";
 import { UNKNOWN_EXIT_STATUS } from "./types.js";
 
 export interface TeardownHooks {
@@ -186,7 +186,7 @@ export class TeardownQueue {
         const res = await this.shimDelete(handle, work.taskId, signal);
         this.exits.record(work.taskId, {
           exitStatus: res.exitStatus,
-          exitedAt: isZeroTimestamp(res.exitedAt) ? nowRfc3339() : timestampToRfc3339(res.exitedAt!),
+          exitedAt: exitTimeOf(res.exitedAt),
         });
         return;
       } catch (err) {

@@ -10,7 +10,7 @@
  *   makes runc init fail.
  */
 
-import { defaultSpec, DEFAULT_PATH_ENV } from "../oci/spec.js";
+import { defaultSpec, DEFAULT_PATH_ENV, mergeEnv } from "../oci/spec.js";
 
 export interface MinimalSpecOptions {
   /** process.args; args[0] is looked up in PATH. Required, non-empty. */
@@ -66,13 +66,4 @@ export function minimalSpec(opts: MinimalSpecOptions): OciSpec {
     hostname: opts.hostname ?? "skiff-test",
     ...(opts.annotations ? { annotations: { ...opts.annotations } } : {}),
   }) as unknown as OciSpec;
-}
-
-function mergeEnv(defaults: string[], extra: string[]): string[] {
-  const name = (e: string) => {
-    const i = e.indexOf("=");
-    return i < 0 ? e : e.slice(0, i);
-  };
-  const overridden = new Set(extra.map(name));
-  return [...defaults.filter((e) => !overridden.has(name(e))), ...extra];
 }

@@ -33,3 +33,8 @@ const GO_ZERO_TIME_SECONDS = -62135596800n;
 export function isZeroTimestamp(ts: Timestamp | undefined): boolean {
   return !ts || ((ts.seconds === 0n || ts.seconds <= GO_ZERO_TIME_SECONDS) && ts.nanos === 0);
 }
+
+/** The shim's exit time as RFC 3339, or now when it sent none (unset or Go's zero time). */
+export function exitTimeOf(ts: Timestamp | undefined): string {
+  return isZeroTimestamp(ts) ? nowRfc3339() : timestampToRfc3339(ts!);
+}
