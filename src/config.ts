@@ -55,6 +55,24 @@ export interface Config {
     /** Per registry name or mirror host settings (`[registry.hosts."HOST"]`), in file order. */
     hosts: RegistryHostConfig[];
   };
+  cri: {
+    /** Image of every pod's pause container (pulled if missing; the built-in one by default). */
+    sandboxImage: string;
+    /** Cap on ExecSync output per stream; what is beyond is dropped. */
+    execSyncMaxOutputBytes: number;
+  };
+  cni: {
+    /** Where the network conflist is read; a default one is installed when it holds none. */
+    confDir: string;
+    /** Plugin binary directories, in lookup order. */
+    binDirs: string[];
+    /** Subnet of the default conflist (only used when skiff installs it). */
+    defaultSubnet: string;
+    /** Bridge device of the default conflist. */
+    defaultBridge: string;
+    /** Bound on one plugin run. */
+    pluginTimeoutMs: number;
+  };
 }
 
 /** The package root, from both dist/ (built) and src/ (tsx). */
@@ -76,6 +94,14 @@ export function defaultConfig(): Config {
     builtinImages: true,
     pauseBinary: path.join(PACKAGE_ROOT, "dist", "native", "pause"),
     registry: { stallTimeoutMs: 60_000, concurrency: 3, hosts: [] },
+    cri: { sandboxImage: "registry.k8s.io/pause:3.9", execSyncMaxOutputBytes: 16 * 1024 * 1024 },
+    cni: {
+      confDir: "/etc/cni/net.d",
+      binDirs: ["/usr/lib/cni", "/opt/cni/bin"],
+      defaultSubnet: "10.88.0.0/16",
+      defaultBridge: "cni0",
+      pluginTimeoutMs: 30_000,
+    },
   };
 }
 
@@ -106,6 +132,8 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     "builtin_images",
     "pause_binary",
     "registry",
+    "cri",
+    "cni",
   ]);
   for (const k of Object.keys(doc)) if (!known.has(k)) throw invalidArgument(`config: unknown key "${k}"`);
   const cfg: Config = structuredClone(base);
@@ -148,6 +176,27 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     cfg.teardown.maxBackoffMs = pick(t, "max_backoff_ms", "number", cfg.teardown.maxBackoffMs, "teardown.");
   }
   if (doc.registry !== undefined) cfg.registry = registryFromObject(doc.registry, cfg.registry);
+  if (doc.cri !== undefined) {
+    if (!isObj(doc.cri)) throw invalidArgument("config: cri must be a table");
+    checkKeys(doc.cri, ["sandbox_image", "exec_sync_max_output_bytes"], "cri.");
+    cfg.cri.sandboxImage = pick(doc.cri, "sandbox_image", "string", cfg.cri.sandboxImage, "cri.");
+    cfg.cri.execSyncMaxOutputBytes = pick(doc.cri, "exec_sync_max_output_bytes", "number", cfg.cri.execSyncMaxOutputBytes, "cri.");
+  }
+  if (doc.cni !== undefined) {
+    if (!isObj(doc.cni)) throw invalidArgument("config: cni must be a table");
+    const c = doc.cni;
+    checkKeys(c, ["conf_dir", "bin_dirs", "default_subnet", "default_bridge", "plugin_timeout_ms"], "cni.");
+    cfg.cni.confDir = pick(c, "conf_dir", "string", cfg.cni.confDir, "cni.");
+    cfg.cni.defaultSubnet = pick(c, "default_subnet", "string", cfg.cni.defaultSubnet, "cni.");
+    cfg.cni.defaultBridge = pick(c, "default_bridge", "string", cfg.cni.defaultBridge, "cni.");
+    cfg.cni.pluginTimeoutMs = pick(c, "plugin_timeout_ms", "number", cfg.cni.pluginTimeoutMs, "cni.");
+    if (c.bin_dirs !== undefined) {
+      if (!Array.isArray(c.bin_dirs) || !c.bin_dirs.every((d) => typeof d === "string" && path.isAbsolute(d))) {
+        throw invalidArgument("config: cni.bin_dirs must be a list of absolute paths");
+      }
+      cfg.cni.binDirs = c.bin_dirs as string[];
+    }
+  }
   validateConfig(cfg);
   return cfg;
 }
@@ -217,6 +266,12 @@ export function validateConfig(cfg: Config): void {
   if (!(cfg.registry.stallTimeoutMs > 0)) throw invalidArgument("config: registry.stall_timeout_ms must be positive");
   if (!Number.isInteger(cfg.registry.concurrency) || cfg.registry.concurrency < 1) {
     throw invalidArgument("config: registry.concurrency must be a positive integer");
+  }
+  if (!path.isAbsolute(cfg.cni.confDir)) throw invalidArgument("config: cni.conf_dir must be an absolute path");
+  if (!(cfg.cni.pluginTimeoutMs > 0)) throw invalidArgument("config: cni.plugin_timeout_ms must be positive");
+  if (!cfg.cri.sandboxImage) throw invalidArgument("config: cri.sandbox_image must not be empty");
+  if (!Number.isInteger(cfg.cri.execSyncMaxOutputBytes) || cfg.cri.execSyncMaxOutputBytes < 1) {
+    throw invalidArgument("config: cri.exec_sync_max_output_bytes must be a positive integer");
   }
   if (!(cfg.teardown.initialBackoffMs > 0) || cfg.teardown.maxBackoffMs < cfg.teardown.initialBackoffMs) {
     throw invalidArgument("config: teardown backoff must satisfy 0 < initial_backoff_ms <= max_backoff_ms");

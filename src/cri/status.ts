@@ -1,6 +1,6 @@
 /**
  * CRI Status: the readiness conditions kubelet requires. The runtime is ready once the server
- * answers; networking is reported not ready because skiff has no CNI set-up yet.
+ * answers; the network is ready once a CNI config is loaded.
  */
 import { create } from "@bufbuild/protobuf";
 import { type StatusRequest, type StatusResponse, StatusResponseSchema } from "../gen/runtime/v1/api_pb.js";
@@ -8,15 +8,24 @@ import { type StatusRequest, type StatusResponse, StatusResponseSchema } from ".
 export const RUNTIME_READY = "RuntimeReady";
 export const NETWORK_READY = "NetworkReady";
 
-export function status(_req: StatusRequest): StatusResponse {
-  return create(StatusResponseSchema, {
-    status: {
-      conditions: [
-        { type: RUNTIME_READY, status: true },
-        { type: NETWORK_READY, status: false, reason: "NetworkPluginNotReady", message: "CNI is not configured yet" },
-      ],
-    },
-    // Nothing useful to report yet, verbose or not.
-    info: {},
-  });
+export type NetworkReadiness = () => Promise<{ ready: boolean; message: string }>;
+
+/** Without a readiness probe the network is reported not ready (no CNI wired). */
+export function statusHandler(network?: NetworkReadiness) {
+  return async (_req: StatusRequest): Promise<StatusResponse> => {
+    const net = network ? await network() : { ready: false, message: "CNI is not configured yet" };
+    return create(StatusResponseSchema, {
+      status: {
+        conditions: [
+          { type: RUNTIME_READY, status: true },
+          net.ready
+            ? { type: NETWORK_READY, status: true }
+            : { type: NETWORK_READY, status: false, reason: "NetworkPluginNotReady", message: net.message },
+        ],
+      },
+      info: {},
+    });
+  };
 }
+
+export const status = statusHandler();

@@ -28,8 +28,8 @@ import { RegistryHosts } from "../registry/hosts.js";
 import { buildBuiltinImages } from "../images/builtin.js";
 import { openSnapshotter } from "./snapshotter.js";
 import { CriServer } from "../cri/server.js";
-import { version } from "../cri/version.js";
-import { status } from "../cri/status.js";
+import { CriRuntime } from "../cri/runtime.js";
+import { installDefaultConflist } from "../cni/config.js";
 
 export interface DaemonOptions {
   hooks?: TeardownHooks;
@@ -50,6 +50,8 @@ export class Daemon {
   private debugServer: TtrpcServer | undefined;
   private criServer: CriServer | undefined;
   private unsubscribeExits: (() => void) | undefined;
+  private unsubscribeOom: (() => void) | undefined;
+  cri!: CriRuntime;
 
   constructor(
     readonly cfg: Config,
@@ -130,11 +132,36 @@ export class Daemon {
       {
         name: "cri",
         start: async () => {
-          // RPCs not listed here answer Unimplemented (they land issue by issue).
-          this.criServer = new CriServer({ socket: cfg.socket, runtime: { version, status }, image: {}, log: log.child({ c: "cri" }) });
+          const written = await installDefaultConflist(cfg.cni.confDir, { subnet: cfg.cni.defaultSubnet, bridge: cfg.cni.defaultBridge });
+          if (written) log.info({ file: written }, "installed the default CNI config");
+          this.cri = new CriRuntime({
+            cfg,
+            log: log.child({ c: "cri" }),
+            meta: this.meta,
+            tasks: this.tasks,
+            containers: this.containers,
+            images: this.images,
+            snapshotter: this.snapshotter,
+            pullImage: (ref, o) => this.pullImage(ref, o),
+          });
+          this.unsubscribeOom = this.events.on({ topics: ["/tasks/oom"], namespace: cfg.namespace }, (env) => {
+            try {
+              const ev = decodeTaskEvent(env);
+              if (ev?.kind === "oom") this.cri.onOom(ev.containerId);
+            } catch (err) {
+              log.warn({ topic: env.topic, err: (err as Error).message }, "undecodable task event");
+            }
+          });
+          await this.cri.start();
+          this.criServer = new CriServer({ socket: cfg.socket, runtime: this.cri.service(),
+            image: {}, log: log.child({ c: "cri" }) });
           await this.criServer.listen();
         },
-        close: async () => this.criServer?.close(),
+        close: async () => {
+          await this.criServer?.close();
+          this.unsubscribeOom?.();
+          await this.cri?.close();
+        },
       },
       {
         name: "debug-api",

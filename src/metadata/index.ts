@@ -20,6 +20,7 @@ import { migrate, MIGRATIONS, type Migration } from "./migrations.js";
 import { ShimStore } from "./shims.js";
 import { TaskStore } from "./tasks.js";
 import { TeardownStore } from "./teardowns.js";
+import { CriDocStore, type CriDoc } from "./cri.js";
 
 export { closeDatabase, openDatabase, type Database } from "./db.js";
 export { appliedMigrations, migrate, MIGRATIONS, type AppliedMigration, type Migration } from "./migrations.js";
@@ -52,6 +53,7 @@ export {
   type ImageTarget,
   type NewImage,
 } from "./images.js";
+export { CriDocStore, type CriDoc } from "./cri.js";
 export { TEARDOWN_PHASES, TeardownStore, type NewTeardown, type Teardown, type TeardownPhase } from "./teardowns.js";
 
 export interface MetadataStoreOptions {
@@ -127,6 +129,14 @@ export class MetadataStore {
    */
   finishTask(taskId: string): FinishedTask {
     return this.#finishTx.immediate(taskId);
+  }
+
+  /**
+   * A store of CRI documents on this database (the CRI layer owns their shape). `parentOf`
+   * gives the pod id of a container document.
+   */
+  criDocs<T extends CriDoc>(table: "cri_sandboxes" | "cri_containers", what: string, parentOf?: (doc: T) => string): CriDocStore<T> {
+    return new CriDocStore<T>(this.#db, table, what, parentOf);
   }
 
   /** True if no task row references the shim (so it may be shut down and forgotten). */

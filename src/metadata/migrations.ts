@@ -12,6 +12,7 @@
  */
 import { failedPrecondition, invalidArgument } from "../errors.js";
 import type { Database } from "./db.js";
+import { criSchema } from "./cri.js";
 
 export interface Migration {
   readonly version: number;
@@ -126,6 +127,7 @@ CREATE INDEX images_config_digest ON images (config_digest);
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "initial schema", up: (db) => void db.exec(initialSchema) },
   { version: 2, name: "images", up: (db) => void db.exec(imagesSchema) },
+  { version: 3, name: "cri records", up: (db) => void db.exec(criSchema) },
 ];
 
 export interface AppliedMigration {

@@ -5,7 +5,9 @@
 import { mkdtemp, rm, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
+import { installDefaultConflist } from "../../src/cni/config.js";
+import { listNetns, removeNetns, NETNS_PREFIX } from "../../src/cni/netns.js";
 import { defaultConfig, type Config } from "../../src/config.js";
 import { Daemon } from "../../src/daemon/daemon.js";
 import { silentLogger, createLogger } from "../../src/log.js";
@@ -37,6 +39,17 @@ export async function makeEnv(prefix = "skiff-it-"): Promise<Env> {
   cfg.timeouts = { shimCallMs: 5000, shimStartMs: 10_000, shimExitMs: 3000 };
   cfg.teardown = { initialBackoffMs: 200, maxBackoffMs: 2000 };
   cfg.builtinImages = false; // tests that need images turn this on (see images.test.ts)
+  // A network of the test's own: bridge, subnet and IPAM store (removed by cleanupEnv).
+  const tag = cfg.namespace.slice(-8);
+  cfg.cni.confDir = path.join(dir, "net.d");
+  cfg.cni.defaultBridge = `skb${tag}`;
+  cfg.cni.defaultSubnet = `10.252.${randomInt(0, 256)}.0/24`;
+  await installDefaultConflist(cfg.cni.confDir, {
+    subnet: cfg.cni.defaultSubnet,
+    bridge: cfg.cni.defaultBridge,
+    name: `skn-${tag}`,
+    dataDir: path.join(dir, "ipam"),
+  });
   const rootfs = path.join(dir, "rootfs");
   await mkdir(rootfs);
   await makeBusyboxRootfs(rootfs);
@@ -96,6 +109,13 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
     await run("runc", ["--root", runcRoot, "delete", "-f", id]);
   }
   await rm(runcRoot, { recursive: true, force: true });
+  for (const ns of await listNetns()) {
+    if (ns.startsWith(`${NETNS_PREFIX}${env.cfg.namespace}-`)) {
+      leftovers.push(`netns ${ns}`);
+      await removeNetns(ns).catch(() => {});
+    }
+  }
+  await run("ip", ["link", "del", env.cfg.cni.defaultBridge]);
   const mounts = await mountsUnder(env.dir);
   if (mounts.length) {
     leftovers.push(...mounts.map((m) => `mount ${m}`));
@@ -127,6 +147,17 @@ export async function writeConfig(env: Env): Promise<string> {
   for (const [name, r] of Object.entries(c.runtimes)) {
     lines.push(`[runtimes.${name}]`, `shim = ${JSON.stringify(r.shim)}`, `binary_name = ${JSON.stringify(r.binaryName)}`);
   }
+  lines.push(
+    `[cri]`,
+    `sandbox_image = ${JSON.stringify(c.cri.sandboxImage)}`,
+    `exec_sync_max_output_bytes = ${c.cri.execSyncMaxOutputBytes}`,
+    `[cni]`,
+    `conf_dir = ${JSON.stringify(c.cni.confDir)}`,
+    `bin_dirs = ${JSON.stringify(c.cni.binDirs)}`,
+    `default_subnet = ${JSON.stringify(c.cni.defaultSubnet)}`,
+    `default_bridge = ${JSON.stringify(c.cni.defaultBridge)}`,
+    `plugin_timeout_ms = ${c.cni.pluginTimeoutMs}`,
+  );
   lines.push(`[registry]`, `stall_timeout_ms = ${c.registry.stallTimeoutMs}`, `concurrency = ${c.registry.concurrency}`);
   for (const h of c.registry.hosts) {
     lines.push(`[registry.hosts.${JSON.stringify(h.host)}]`);

@@ -1,0 +1,148 @@
+/**
+ * A CRI container's OCI spec from its ContainerConfig, its image and its pod: process (command,
+ * args, env, working dir, user), the pod's namespaces joined through the pause process, the pod
+ * files and the requested bind mounts with their propagation, and the resources and security
+ * options supported so far (the rest is refused by the RPC layer, never ignored).
+ */
+import { readFile } from "node:fs/promises";
+import * as path from "node:path";
+import type { ImageRecord } from "../metadata/index.js";
+import { DEFAULT_PATH_ENV, defaultSpec, mergeEnv } from "../oci/spec.js";
+import { invalidArgument } from "../errors.js";
+import { NS_CONTAINER, NS_NODE, NS_POD, type MountRecord, type NamespaceMode, type SandboxRecord } from "./records.js";
+import { CONTAINER_TYPE_ANNOTATION } from "./pod-spec.js";
+import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
+import type { ResolvedUser } from "./image-user.js";
+
+export interface ContainerResources {
+  cpuPeriod: number;
+  cpuQuota: number;
+  cpuShares: number;
+  memoryLimitInBytes: number;
+  oomScoreAdj: number;
+  cpusetCpus: string;
+  cpusetMems: string;
+}
+
+export interface ContainerSpecInput {
+  id: string;
+  name: string;
+  command: string[];
+  args: string[];
+  workingDir: string;
+  envs: [string, string][];
+  mounts: MountRecord[];
+  tty: boolean;
+  stdin: boolean;
+  user: ResolvedUser;
+  readonlyRootfs: boolean;
+  noNewPrivs: boolean;
+  maskedPaths: string[];
+  readonlyPaths: string[];
+  namespaces: { pid: NamespaceMode; ipc: NamespaceMode; network: NamespaceMode; targetPid?: number };
+  resources?: ContainerResources;
+}
+
+const PROPAGATION = ["rprivate", "rslave", "rshared"] as const;
+
+/** The daemon's own oom_score_adj: a container may not go below it (no CAP_SYS_RESOURCE needed). */
+export async function ownOomScoreAdj(): Promise<number> {
+  try {
+    return Number((await readFile("/proc/self/oom_score_adj", "utf8")).trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** `process.args` as containerd builds it: command replaces the entrypoint, args replace cmd. */
+export function containerArgs(image: ImageRecord, command: string[], args: string[]): string[] {
+  const c = image.config;
+  const out = command.length ? [...command, ...args] : [...c.entrypoint, ...(args.length ? args : c.cmd)];
+  if (out.length === 0) throw invalidArgument(`image "${image.name}" has no entrypoint or cmd, and the container gives no command`);
+  return out;
+}
+
+export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: ContainerSpecInput, minOomScoreAdj: number): Spec {
+  const env = mergeEnv(image.config.env.length ? image.config.env : [DEFAULT_PATH_ENV], c.envs.map(([k, v]) => `${k}=${v}`));
+  const spec: Spec = defaultSpec({
+    args: containerArgs(image, c.command, c.args),
+    env,
+    cwd: c.workingDir || image.config.workingDir || "/",
+    terminal: c.tty,
+    uid: c.user.uid,
+    gid: c.user.gid,
+    readonlyRootfs: c.readonlyRootfs,
+    annotations: {
+      [CONTAINER_TYPE_ANNOTATION]: "container",
+      "io.kubernetes.cri.container-name": c.name,
+      "io.kubernetes.cri.sandbox-id": pod.id,
+      "io.kubernetes.cri.sandbox-name": pod.name,
+      "io.kubernetes.cri.sandbox-namespace": pod.namespace,
+      "io.kubernetes.cri.sandbox-uid": pod.uid,
+      "io.kubernetes.cri.image-name": image.name,
+    },
+  });
+  if (c.user.additionalGids.length) spec.process.user.additionalGids = c.user.additionalGids;
+  spec.process.noNewPrivileges = c.noNewPrivs;
+  if (c.maskedPaths.length) spec.linux.maskedPaths = c.maskedPaths;
+  if (c.readonlyPaths.length) spec.linux.readonlyPaths = c.readonlyPaths;
+
+  // Namespaces: network, IPC and UTS are the pod's (through the pause process) unless the host's.
+  const pauseNs = (t: string) => ({ path: `/proc/${pod.pid}/ns/${t}` });
+  setNamespace(spec, "network", pod.netns ? { path: pod.netns.path } : null);
+  setNamespace(spec, "uts", pod.namespaces.network === NS_NODE ? null : pauseNs("uts"));
+  setNamespace(spec, "ipc", pod.namespaces.ipc === NS_NODE ? null : pauseNs("ipc"));
+  switch (c.namespaces.pid) {
+    case NS_POD:
+      setNamespace(spec, "pid", pod.namespaces.pid === NS_NODE ? null : pauseNs("pid"));
+      break;
+    case NS_CONTAINER:
+      setNamespace(spec, "pid", "new");
+      break;
+    case NS_NODE:
+      setNamespace(spec, "pid", null);
+      break;
+    case 3:
+      if (!c.namespaces.targetPid) throw invalidArgument(`container "${c.name}": pid namespace TARGET needs a running target container`);
+      setNamespace(spec, "pid", { path: `/proc/${c.namespaces.targetPid}/ns/pid` });
+      break;
+    default: {
+      const never: never = c.namespaces.pid;
+      throw invalidArgument(`container "${c.name}": unknown pid namespace mode ${String(never)}`);
+    }
+  }
+
+  // Mounts: requested binds first win over the pod files at the same path.
+  const wanted = new Set(c.mounts.map((m) => path.posix.normalize(m.containerPath)));
+  const mounts = spec.mounts as { destination: string; type: string; source: string; options: string[] }[];
+  for (const f of ["hostname", "hosts", "resolv.conf"]) {
+    const dest = `/etc/${f}`;
+    if (wanted.has(dest)) continue;
+    mounts.push({ destination: dest, type: "bind", source: path.join(pod.podDir, f), options: ["rbind", "rprivate", c.readonlyRootfs ? "ro" : "rw"] });
+  }
+  let rootProp = "";
+  for (const m of c.mounts) {
+    const prop = PROPAGATION[m.propagation];
+    mounts.push({ destination: m.containerPath, type: "bind", source: m.hostPath, options: ["rbind", prop, m.readonly ? "ro" : "rw"] });
+    if (prop === "rshared") rootProp = "rshared";
+    else if (prop === "rslave" && rootProp === "") rootProp = "rslave";
+  }
+  if (rootProp) spec.linux.rootfsPropagation = rootProp;
+
+  const cg = cgroupsPath(pod.cgroupParent, c.id);
+  if (cg) spec.linux.cgroupsPath = cg;
+  const r = c.resources;
+  if (r) {
+    const res = spec.linux.resources as Record<string, unknown>;
+    const cpu: Record<string, unknown> = {};
+    if (r.cpuShares) cpu.shares = r.cpuShares;
+    if (r.cpuQuota) cpu.quota = r.cpuQuota;
+    if (r.cpuPeriod) cpu.period = r.cpuPeriod;
+    if (r.cpusetCpus) cpu.cpus = r.cpusetCpus;
+    if (r.cpusetMems) cpu.mems = r.cpusetMems;
+    if (Object.keys(cpu).length) res.cpu = cpu;
+    if (r.memoryLimitInBytes) res.memory = { limit: r.memoryLimitInBytes };
+    if (r.oomScoreAdj) spec.process.oomScoreAdj = Math.max(r.oomScoreAdj, minOomScoreAdj);
+  }
+  return spec;
+}

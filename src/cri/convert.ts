@@ -1,0 +1,270 @@
+/**
+ * runtime.v1 messages ↔ the CRI layer's domain types. Requests are validated here: missing or
+ * malformed fields and options skiff does not support yet are InvalidArgument errors naming the
+ * object (never silently ignored).
+ */
+import { create } from "@bufbuild/protobuf";
+import { invalidArgument } from "../errors.js";
+import {
+  ContainerSchema,
+  ContainerState as PbContainerState,
+  ContainerStatusSchema,
+  MountSchema,
+  PodSandboxSchema,
+  PodSandboxState,
+  PodSandboxStatusSchema,
+  Protocol,
+  SecurityProfile_ProfileType,
+  type Container as PbContainer,
+  type ContainerConfig,
+  type ContainerStatus as PbContainerStatus,
+  type PodSandbox as PbPodSandbox,
+  type PodSandboxConfig,
+  type PodSandboxStatus as PbPodSandboxStatus,
+  type SecurityProfile,
+} from "../gen/runtime/v1/api_pb.js";
+import type { ContainerRecord, ContainerState, MountRecord, NamespaceMode, SandboxRecord } from "./records.js";
+import type { RunPodRequest } from "./pods.js";
+import type { CreateContainerRequest } from "./ctrs.js";
+
+const PROTOCOLS: Record<number, "tcp" | "udp" | "sctp"> = { [Protocol.TCP]: "tcp", [Protocol.UDP]: "udp", [Protocol.SCTP]: "sctp" };
+
+function nsMode(v: number, what: string): NamespaceMode {
+  if (v === 0 || v === 1 || v === 2 || v === 3) return v;
+  throw invalidArgument(`${what}: unknown namespace mode ${v}`);
+}
+
+function int(v: bigint, what: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw invalidArgument(`${what}: ${v} is out of range`);
+  return Number(v);
+}
+
+function checkProfile(p: SecurityProfile | undefined, legacyPath: string, kind: string, what: string): void {
+  if (p && p.profileType !== SecurityProfile_ProfileType.Unconfined) {
+    throw invalidArgument(`${what}: ${kind} profiles are not supported yet (only Unconfined)`);
+  }
+  if (!p && legacyPath && legacyPath !== "unconfined") {
+    throw invalidArgument(`${what}: ${kind} profile "${legacyPath}" is not supported yet (only unconfined)`);
+  }
+}
+
+export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandler: string): RunPodRequest {
+  if (!config) throw invalidArgument("RunPodSandbox: config is required");
+  const m = config.metadata;
+  if (!m) throw invalidArgument("RunPodSandbox: config.metadata is required");
+  if (!m.name) throw invalidArgument("RunPodSandbox: config.metadata.name is empty");
+  if (!m.namespace) throw invalidArgument(`pod sandbox "${m.name}": metadata.namespace is empty`);
+  const what = `pod sandbox "${m.namespace}/${m.name}"`;
+  const linux = config.linux;
+  const sc = linux?.securityContext;
+  if (sc?.privileged) throw invalidArgument(`${what}: privileged pods are not supported yet`);
+  if (sc?.selinuxOptions) throw invalidArgument(`${what}: SELinux is not available on this host`);
+  if (sc?.namespaceOptions?.usernsOptions) throw invalidArgument(`${what}: user namespaces are not supported yet`);
+  checkProfile(sc?.seccomp, sc?.seccompProfilePath ?? "", "seccomp", what);
+  checkProfile(sc?.apparmor, "", "AppArmor", what);
+  if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
+  const nso = sc?.namespaceOptions;
+  const portMappings = config.portMappings.map((p, i) => {
+    const protocol = PROTOCOLS[p.protocol];
+    if (!protocol) throw invalidArgument(`${what}: port_mappings[${i}]: unknown protocol ${p.protocol}`);
+    if (p.containerPort <= 0 || p.containerPort > 65535) throw invalidArgument(`${what}: port_mappings[${i}]: container_port ${p.containerPort} out of range`);
+    if (p.hostPort < 0 || p.hostPort > 65535) throw invalidArgument(`${what}: port_mappings[${i}]: host_port ${p.hostPort} out of range`);
+    return { protocol, containerPort: p.containerPort, hostPort: p.hostPort, hostIp: p.hostIp };
+  });
+  return {
+    name: m.name,
+    namespace: m.namespace,
+    uid: m.uid,
+    attempt: m.attempt,
+    hostname: config.hostname,
+    logDirectory: config.logDirectory,
+    ...(config.dnsConfig ? { dns: { servers: config.dnsConfig.servers, searches: config.dnsConfig.searches, options: config.dnsConfig.options } } : {}),
+    // Only mappings with a host port reach the portmap plugin (as in containerd).
+    portMappings: portMappings.filter((p) => p.hostPort > 0),
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    cgroupParent: linux?.cgroupParent ?? "",
+    sysctls: { ...(linux?.sysctls ?? {}) },
+    namespaces: {
+      network: nsMode(nso?.network ?? 0, what),
+      pid: nsMode(nso?.pid ?? 0, what),
+      ipc: nsMode(nso?.ipc ?? 0, what),
+    },
+    ...(sc?.runAsUser ? { runAsUser: int(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
+    ...(sc?.runAsGroup ? { runAsGroup: int(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
+    readonlyRootfs: sc?.readonlyRootfs ?? false,
+    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => int(g, `${what}: supplemental_groups`)),
+    runtimeHandler,
+  };
+}
+
+const PROPAGATION: Record<number, 0 | 1 | 2> = { 0: 0, 1: 1, 2: 2 };
+
+export function createContainerRequest(podId: string, config: ContainerConfig | undefined): CreateContainerRequest {
+  if (!podId) throw invalidArgument("CreateContainer: pod_sandbox_id is empty");
+  if (!config) throw invalidArgument("CreateContainer: config is required");
+  const m = config.metadata;
+  if (!m) throw invalidArgument(`CreateContainer in pod sandbox "${podId}": config.metadata is required`);
+  if (!m.name) throw invalidArgument(`CreateContainer in pod sandbox "${podId}": config.metadata.name is empty`);
+  const what = `container "${m.name}"`;
+  if (!config.image?.image) throw invalidArgument(`${what}: image is empty`);
+  if (config.devices.length || config.CDIDevices.length) throw invalidArgument(`${what}: devices are not supported yet`);
+  if (config.stdin) throw invalidArgument(`${what}: stdin (attach) is not supported yet`);
+  if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
+  const sc = config.linux?.securityContext;
+  if (sc?.privileged) throw invalidArgument(`${what}: privileged containers are not supported yet`);
+  const caps = sc?.capabilities;
+  if (caps && (caps.addCapabilities.length || caps.dropCapabilities.length || caps.addAmbientCapabilities.length)) {
+    throw invalidArgument(`${what}: capability changes are not supported yet`);
+  }
+  if (sc?.selinuxOptions) throw invalidArgument(`${what}: SELinux is not available on this host`);
+  checkProfile(sc?.seccomp, sc?.seccompProfilePath ?? "", "seccomp", what);
+  checkProfile(sc?.apparmor, sc?.apparmorProfile ?? "", "AppArmor", what);
+  const r = config.linux?.resources;
+  if (r && (r.hugepageLimits.length || Object.keys(r.unified).length)) throw invalidArgument(`${what}: hugepage and unified resources are not supported yet`);
+  for (const [k, v] of [
+    ["cpu_period", r?.cpuPeriod],
+    ["cpu_quota", r?.cpuQuota],
+    ["cpu_shares", r?.cpuShares],
+    ["memory_limit_in_bytes", r?.memoryLimitInBytes],
+  ] as const) {
+    if (v !== undefined && v < 0n && !(k === "cpu_quota" && v === -1n)) throw invalidArgument(`${what}: ${k} ${v} is negative`);
+  }
+  const mounts: MountRecord[] = config.mounts.map((mt, i) => {
+    if (mt.selinuxRelabel) throw invalidArgument(`${what}: mounts[${i}]: SELinux relabeling is not available on this host`);
+    if (mt.uidMappings.length || mt.gidMappings.length) throw invalidArgument(`${what}: mounts[${i}]: id-mapped mounts are not supported yet`);
+    if (mt.image) throw invalidArgument(`${what}: mounts[${i}]: image volumes are not supported yet`);
+    const propagation = PROPAGATION[mt.propagation];
+    if (propagation === undefined) throw invalidArgument(`${what}: mounts[${i}]: unknown propagation ${mt.propagation}`);
+    if (!mt.containerPath) throw invalidArgument(`${what}: mounts[${i}]: container_path is empty`);
+    return { containerPath: mt.containerPath, hostPath: mt.hostPath, readonly: mt.readonly || mt.recursiveReadOnly, propagation };
+  });
+  const nso = sc?.namespaceOptions;
+  return {
+    podId,
+    name: m.name,
+    attempt: m.attempt,
+    image: config.image.image,
+    command: config.command,
+    args: config.args,
+    workingDir: config.workingDir,
+    envs: config.envs.map((e) => {
+      if (!e.key) throw invalidArgument(`${what}: an env entry has an empty key`);
+      return [e.key, e.value] as [string, string];
+    }),
+    mounts,
+    labels: { ...config.labels },
+    annotations: { ...config.annotations },
+    logPath: config.logPath,
+    stdin: config.stdin,
+    tty: config.tty,
+    ...(sc?.runAsUser ? { runAsUser: int(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
+    runAsUsername: sc?.runAsUsername ?? "",
+    ...(sc?.runAsGroup ? { runAsGroup: int(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
+    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => int(g, `${what}: supplemental_groups`)),
+    readonlyRootfs: sc?.readonlyRootfs ?? false,
+    noNewPrivs: sc?.noNewPrivs ?? false,
+    maskedPaths: sc?.maskedPaths ?? [],
+    readonlyPaths: sc?.readonlyPaths ?? [],
+    namespaces: { pid: nsMode(nso?.pid ?? 0, what), targetId: nso?.targetId ?? "" },
+    ...(r
+      ? {
+          resources: {
+            cpuPeriod: int(r.cpuPeriod, `${what}: cpu_period`),
+            cpuQuota: int(r.cpuQuota, `${what}: cpu_quota`),
+            cpuShares: int(r.cpuShares, `${what}: cpu_shares`),
+            memoryLimitInBytes: int(r.memoryLimitInBytes, `${what}: memory_limit_in_bytes`),
+            oomScoreAdj: int(r.oomScoreAdj, `${what}: oom_score_adj`),
+            cpusetCpus: r.cpusetCpus,
+            cpusetMems: r.cpusetMems,
+          },
+        }
+      : {}),
+  };
+}
+
+const POD_STATE = { creating: PodSandboxState.SANDBOX_NOTREADY, ready: PodSandboxState.SANDBOX_READY, notready: PodSandboxState.SANDBOX_NOTREADY } as const;
+
+export const CONTAINER_STATE: Record<ContainerState, PbContainerState> = {
+  created: PbContainerState.CONTAINER_CREATED,
+  running: PbContainerState.CONTAINER_RUNNING,
+  exited: PbContainerState.CONTAINER_EXITED,
+  unknown: PbContainerState.CONTAINER_UNKNOWN,
+};
+
+export function podStateOf(p: SandboxRecord): PodSandboxState {
+  return POD_STATE[p.state];
+}
+
+function podMetadata(p: SandboxRecord) {
+  return { name: p.name, uid: p.uid, namespace: p.namespace, attempt: p.attempt };
+}
+
+export function podToProto(p: SandboxRecord): PbPodSandbox {
+  return create(PodSandboxSchema, {
+    id: p.id,
+    metadata: podMetadata(p),
+    state: podStateOf(p),
+    createdAt: BigInt(p.createdAtNs),
+    labels: p.labels,
+    annotations: p.annotations,
+    runtimeHandler: p.runtimeHandler,
+  });
+}
+
+export function podStatusToProto(p: SandboxRecord): PbPodSandboxStatus {
+  const [ip = "", ...more] = p.state === "ready" ? p.ips : [];
+  return create(PodSandboxStatusSchema, {
+    id: p.id,
+    metadata: podMetadata(p),
+    state: podStateOf(p),
+    createdAt: BigInt(p.createdAtNs),
+    network: { ip, additionalIps: more.map((x) => ({ ip: x })) },
+    linux: { namespaces: { options: { network: p.namespaces.network, pid: p.namespaces.pid, ipc: p.namespaces.ipc } } },
+    labels: p.labels,
+    annotations: p.annotations,
+    runtimeHandler: p.runtimeHandler,
+  });
+}
+
+function imageSpec(c: ContainerRecord) {
+  return { image: c.image, userSpecifiedImage: c.image };
+}
+
+export function containerToProto(c: ContainerRecord): PbContainer {
+  return create(ContainerSchema, {
+    id: c.id,
+    podSandboxId: c.sandboxId,
+    metadata: { name: c.name, attempt: c.attempt },
+    image: imageSpec(c),
+    imageRef: c.imageRef,
+    imageId: c.imageId,
+    state: CONTAINER_STATE[c.state],
+    createdAt: BigInt(c.createdAtNs),
+    labels: c.labels,
+    annotations: c.annotations,
+  });
+}
+
+export function containerStatusToProto(c: ContainerRecord): PbContainerStatus {
+  return create(ContainerStatusSchema, {
+    id: c.id,
+    metadata: { name: c.name, attempt: c.attempt },
+    state: CONTAINER_STATE[c.state],
+    createdAt: BigInt(c.createdAtNs),
+    startedAt: BigInt(c.startedAtNs),
+    finishedAt: BigInt(c.finishedAtNs),
+    exitCode: c.exitCode,
+    image: imageSpec(c),
+    imageRef: c.imageRef,
+    imageId: c.imageId,
+    reason: c.reason,
+    message: c.message,
+    labels: c.labels,
+    annotations: c.annotations,
+    mounts: c.mounts.map((m) =>
+      create(MountSchema, { containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation }),
+    ),
+    logPath: c.logPath,
+  });
+}

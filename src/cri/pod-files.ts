@@ -1,0 +1,62 @@
+/**
+ * The files a pod's containers share: /etc/hostname, /etc/hosts and /etc/resolv.conf, written
+ * once into the pod's directory and bind-mounted into every container (as containerd does).
+ */
+import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { hostname as hostHostname } from "node:os";
+import * as path from "node:path";
+import { invalidArgument } from "../errors.js";
+
+export interface DnsConfig {
+  servers: string[];
+  searches: string[];
+  options: string[];
+}
+
+export interface PodFilesOptions {
+  hostname: string;
+  hostNetwork: boolean;
+  /** Absent: the host's /etc/resolv.conf is copied. */
+  dns?: DnsConfig;
+}
+
+export const POD_FILES = ["hostname", "hosts", "resolv.conf"] as const;
+
+const LOCAL_HOSTS = [
+  "127.0.0.1\tlocalhost",
+  "::1\tlocalhost ip6-localhost ip6-loopback",
+  "fe00::0\tip6-localnet",
+  "fe00::0\tip6-mcastprefix",
+  "fe00::1\tip6-allnodes",
+  "fe00::2\tip6-allrouters",
+];
+
+/** resolv.conf text for a DNSConfig; InvalidArgument for values that would break the file. */
+export function resolvConf(dns: DnsConfig): string {
+  const lines: string[] = [];
+  for (const v of [...dns.servers, ...dns.searches, ...dns.options]) {
+    if (/[\s#;]/.test(v) || v === "") throw invalidArgument(`dns_config: invalid entry ${JSON.stringify(v)}`);
+  }
+  if (dns.searches.length) lines.push(`search ${dns.searches.join(" ")}`);
+  for (const s of dns.servers) lines.push(`nameserver ${s}`);
+  if (dns.options.length) lines.push(`options ${dns.options.join(" ")}`);
+  return lines.join("\n") + "\n";
+}
+
+/** Writes the pod files into `dir` (created, mode 0755). */
+export async function writePodFiles(dir: string, o: PodFilesOptions): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const name = o.hostNetwork ? hostHostname() : o.hostname;
+  await writeFile(path.join(dir, "hostname"), `${name}\n`, { mode: 0o644 });
+  if (o.hostNetwork) await copyFile("/etc/hosts", path.join(dir, "hosts"));
+  else await writeFile(path.join(dir, "hosts"), LOCAL_HOSTS.join("\n") + "\n", { mode: 0o644 });
+  const resolv = path.join(dir, "resolv.conf");
+  if (o.dns && (o.dns.servers.length || o.dns.searches.length || o.dns.options.length)) {
+    await writeFile(resolv, resolvConf(o.dns), { mode: 0o644 });
+  } else {
+    await copyFile("/etc/resolv.conf", resolv).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOENT") throw err;
+      return writeFile(resolv, "", { mode: 0o644 });
+    });
+  }
+}

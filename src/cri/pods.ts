@@ -1,0 +1,294 @@
+/**
+ * CRI pod sandboxes: the pause container in its own shim group (the pod's), a named network
+ * namespace wired by CNI, the pod files, and the pod's lifecycle (run, stop, remove, exit of the
+ * pause process).
+ *
+ * Invariants:
+ * - RunPodSandbox reserves the pod's name first (state `creating`) and undoes everything it made,
+ *   in reverse, if any step fails; a crash mid-way is rolled back by start-up recovery.
+ * - Stop and remove are idempotent and serialized per pod; stop tears the network down before
+ *   the namespace is removed (plugins need it to clean up inside).
+ */
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import * as path from "node:path";
+import type { CriDocStore, ImageRecord } from "../metadata/index.js";
+import { failedPrecondition, invalidArgument, isNotFound } from "../errors.js";
+import { prepareImageRootfs, SNAPSHOT_LABEL } from "../containers/from-image.js";
+import { UndoStack } from "../util/undo.js";
+import { linkedSignal } from "../util/signal.js";
+import { CniNetwork } from "../cni/network.js";
+import { createNetns, netnsNameForPod, netnsPath, removeNetns } from "../cni/netns.js";
+import type { ExitStatus } from "../tasks/types.js";
+import type { CriDeps } from "./deps.js";
+import { CLEANUP_TIMEOUT_MS } from "./deps.js";
+import type { ExitMonitor } from "./exit-monitor.js";
+import { KeyedMutex } from "./keyed-mutex.js";
+import { NS_NODE, nowNs, sandboxNameKey, type NamespaceMode, type PortMappingRecord, type SandboxRecord } from "./records.js";
+import { writePodFiles, type DnsConfig } from "./pod-files.js";
+import { checkSysctls, pauseSpec } from "./pod-spec.js";
+import type { ContainerService } from "./ctrs.js";
+
+export interface RunPodRequest {
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+  hostname: string;
+  logDirectory: string;
+  dns?: DnsConfig;
+  portMappings: PortMappingRecord[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  cgroupParent: string;
+  sysctls: Record<string, string>;
+  namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode };
+  runAsUser?: number;
+  runAsGroup?: number;
+  readonlyRootfs: boolean;
+  supplementalGroups: number[];
+  runtimeHandler: string;
+}
+
+export class PodService {
+  readonly docs: CriDocStore<SandboxRecord>;
+  readonly #locks = new KeyedMutex();
+  #network: CniNetwork | undefined;
+  #networkError = "";
+
+  constructor(
+    private readonly d: CriDeps,
+    private readonly monitor: ExitMonitor,
+  ) {
+    this.docs = d.meta.criDocs<SandboxRecord>("cri_sandboxes", "pod sandbox");
+  }
+
+  /** Wired after construction (the two services refer to each other). */
+  ctrs!: ContainerService;
+
+  /** The prefix of this daemon's netns names (its namespace keeps test daemons apart). */
+  get netnsPrefix(): string {
+    return netnsNameForPod(`${this.d.cfg.namespace}-`);
+  }
+
+  /** The CNI network, loaded from the config dir on first use (and retried until it loads). */
+  async network(): Promise<CniNetwork> {
+    if (this.#network) return this.#network;
+    const { cni, state } = this.d.cfg;
+    try {
+      this.#network = await CniNetwork.load(cni.confDir, {
+        binDirs: cni.binDirs,
+        pluginTimeoutMs: cni.pluginTimeoutMs,
+        cacheDir: path.join(state, "cri", "cni-results"),
+        logger: this.d.log.child({ c: "cni" }),
+      });
+      this.#networkError = "";
+      return this.#network;
+    } catch (err) {
+      this.#networkError = (err as Error).message;
+      throw err;
+    }
+  }
+
+  /** NetworkReady for Status: whether a CNI config is loaded (loading it if needed). */
+  async networkReady(): Promise<{ ready: boolean; message: string }> {
+    try {
+      await this.network();
+      return { ready: true, message: "" };
+    } catch {
+      return { ready: false, message: `cni config uninitialized: ${this.#networkError}` };
+    }
+  }
+
+  async run(req: RunPodRequest, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    const handler = req.runtimeHandler || this.d.cfg.defaultRuntime;
+    if (!this.d.cfg.runtimes[handler]) throw invalidArgument(`runtime handler "${handler}" is not configured`);
+    const id = randomBytes(32).toString("hex");
+    const hostNet = req.namespaces.network === NS_NODE;
+    const pod: SandboxRecord = {
+      id,
+      nameKey: sandboxNameKey(req),
+      name: req.name,
+      namespace: req.namespace,
+      uid: req.uid,
+      attempt: req.attempt,
+      state: "creating",
+      createdAtNs: nowNs(),
+      runtimeHandler: handler,
+      labels: req.labels,
+      annotations: req.annotations,
+      logDirectory: req.logDirectory,
+      hostname: req.hostname,
+      namespaces: req.namespaces,
+      netns: hostNet ? null : { name: netnsNameForPod(`${this.d.cfg.namespace}-${id}`), path: "" },
+      networkAttached: false,
+      ips: [],
+      portMappings: req.portMappings,
+      pid: 0,
+      podDir: path.join(this.d.cfg.root, "pods", id),
+      cgroupParent: req.cgroupParent,
+    };
+    if (pod.netns) pod.netns.path = netnsPath(pod.netns.name);
+    checkSysctls(req.sysctls, pod);
+    const image = await this.#pauseImage(opts.signal);
+    this.docs.create(pod);
+    const undo = new UndoStack(this.d.log);
+    undo.push("release name", () => this.docs.delete(id));
+    try {
+      await writePodFiles(pod.podDir, { hostname: req.hostname, hostNetwork: hostNet, ...(req.dns ? { dns: req.dns } : {}) });
+      undo.push("remove pod dir", () => rm(pod.podDir, { recursive: true, force: true }));
+      if (pod.netns) {
+        const network = await this.network();
+        await createNetns(pod.netns.name, { signal: opts.signal });
+        undo.push("remove netns", () => removeNetns(pod.netns!.name));
+        const st = await network.setUp(id, pod.netns.path, {
+          portMappings: req.portMappings.map((p) => ({
+            hostPort: p.hostPort,
+            containerPort: p.containerPort,
+            protocol: p.protocol,
+            ...(p.hostIp ? { hostIP: p.hostIp } : {}),
+          })),
+          args: cniArgs(pod),
+          signal: opts.signal,
+        });
+        undo.push("cni teardown", () => this.#tearDownNetwork(pod));
+        this.docs.update(id, { networkAttached: true, ips: st.ips });
+      }
+      const { mounts, key } = await prepareImageRootfs(this.d.images, this.d.snapshotter, image.name, id, opts);
+      undo.push("remove snapshot", () => this.d.snapshotter.remove(key));
+      const spec = pauseSpec(image, pod, {
+        sysctls: req.sysctls,
+        readonlyRootfs: req.readonlyRootfs,
+        supplementalGroups: req.supplementalGroups,
+        ...(req.runAsUser !== undefined ? { runAsUser: req.runAsUser } : {}),
+        ...(req.runAsGroup !== undefined ? { runAsGroup: req.runAsGroup } : {}),
+      });
+      this.d.containers.create({ id, spec, rootfs: mounts, runtime: handler, sandboxId: id, labels: { [SNAPSHOT_LABEL]: key } });
+      undo.push("delete pause container", () => this.d.containers.delete(id));
+      await this.d.tasks.create(id, {}, opts);
+      undo.push("delete pause task", () => this.#deleteTask(id, true));
+      this.monitor.watch(id);
+      const info = await this.d.tasks.start(id, opts);
+      this.docs.update(id, { state: "ready", pid: info.pid });
+      undo.clear();
+      return id;
+    } catch (err) {
+      await undo.unwind();
+      throw err;
+    }
+  }
+
+  async #pauseImage(signal?: AbortSignal): Promise<ImageRecord> {
+    const ref = this.d.cfg.cri.sandboxImage;
+    const img = this.d.images.find(ref);
+    if (img) return img;
+    try {
+      return await this.d.pullImage(ref, { signal });
+    } catch (err) {
+      throw failedPrecondition(`sandbox image "${ref}" is not present and could not be pulled: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Stops every container, the pause process and the network. Unknown ids succeed. */
+  stop(id: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.#locks.run(id, async () => {
+      const pod = this.docs.find(id);
+      if (!pod) return;
+      await Promise.all(this.ctrs.listByPod(id).map((c) => this.ctrs.stop(c.id, 0, opts)));
+      if (pod.pid !== 0 || pod.state === "ready") await this.#stopPause(id, opts.signal);
+      if (pod.networkAttached) {
+        await this.#tearDownNetwork(pod, opts.signal);
+        this.docs.update(id, { networkAttached: false, ips: [] });
+      }
+      if (pod.netns) await removeNetns(pod.netns.name, { signal: opts.signal });
+      this.docs.update(id, { state: "notready", pid: 0 });
+    });
+  }
+
+  async #stopPause(id: string, signal?: AbortSignal): Promise<void> {
+    let exit: ExitStatus | undefined;
+    try {
+      exit = this.d.tasks.info(id).exit;
+      if (!exit) {
+        await this.d.tasks.kill(id, 9, { all: true, signal }).catch((err: unknown) => {
+          if (!isNotFound(err)) throw err;
+        });
+        exit = await this.d.tasks.wait(id, { signal });
+      }
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (exit) this.docs.update(id, { pid: 0 });
+  }
+
+  async #tearDownNetwork(pod: SandboxRecord, signal?: AbortSignal): Promise<void> {
+    if (!pod.netns) return;
+    const network = await this.network();
+    await network.tearDown(pod.id, pod.netns.path, { args: cniArgs(pod), signal });
+  }
+
+  /** Stops (if needed) and removes the pod with all its containers. Unknown ids succeed. */
+  async remove(id: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const pod = this.docs.find(id);
+    if (!pod) return;
+    if (pod.state !== "notready" || pod.networkAttached) await this.stop(id, opts);
+    await this.#locks.run(id, async () => {
+      const cur = this.docs.find(id);
+      if (!cur) return;
+      for (const c of this.ctrs.listByPod(id)) await this.ctrs.remove(c.id, opts);
+      await this.#deleteTask(id, true, opts.signal);
+      try {
+        await this.d.containers.delete(id);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      if (cur.netns) await removeNetns(cur.netns.name, { signal: opts.signal });
+      await rm(cur.podDir, { recursive: true, force: true });
+      this.docs.delete(id);
+    });
+  }
+
+  async #deleteTask(id: string, force: boolean, signal?: AbortSignal): Promise<void> {
+    const own = linkedSignal([signal], CLEANUP_TIMEOUT_MS);
+    try {
+      await this.d.tasks.delete(id, { force, signal: own.signal });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    } finally {
+      own.dispose();
+    }
+  }
+
+  /** Exit handler of the pause process: the pod is NOTREADY from now on; its task is torn down. */
+  async handleExit(id: string): Promise<void> {
+    const pod = this.docs.find(id);
+    if (pod && pod.state === "ready") this.docs.update(id, { state: "notready", pid: 0 });
+    await this.#deleteTask(id, false);
+  }
+
+  /** Rolls back a pod left `creating` by a crash: everything RunPodSandbox may have made. */
+  async rollBack(pod: SandboxRecord): Promise<void> {
+    await this.#deleteTask(pod.id, true);
+    try {
+      await this.d.containers.delete(pod.id);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (pod.netns) {
+      await this.#tearDownNetwork(pod).catch((err: unknown) => this.d.log.warn({ pod: pod.id, err: (err as Error).message }, "cni teardown failed"));
+      await removeNetns(pod.netns.name);
+    }
+    await rm(pod.podDir, { recursive: true, force: true });
+    this.docs.delete(pod.id);
+  }
+}
+
+/** The CNI_ARGS kubelet-era runtimes send. */
+function cniArgs(pod: SandboxRecord): Record<string, string> {
+  return {
+    K8S_POD_NAMESPACE: pod.namespace,
+    K8S_POD_NAME: pod.name,
+    K8S_POD_INFRA_CONTAINER_ID: pod.id,
+    K8S_POD_UID: pod.uid,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The CRI layer's domain records: pods and containers as CRI sees them, stored as documents
+ * (metadata/cri.ts). Protobuf types never appear here; convert.ts maps both ways.
+ */
+import type { CriDoc } from "../metadata/index.js";
+
+/** NamespaceMode values of the CRI API (POD=0, CONTAINER=1, NODE=2, TARGET=3). */
+export type NamespaceMode = 0 | 1 | 2 | 3;
+export const NS_POD = 0;
+export const NS_CONTAINER = 1;
+export const NS_NODE = 2;
+
+/** `creating` only while RunPodSandbox runs (a crash there is rolled back at start-up). */
+export type SandboxState = "creating" | "ready" | "notready";
+
+export interface PortMappingRecord {
+  protocol: "tcp" | "udp" | "sctp";
+  containerPort: number;
+  hostPort: number;
+  hostIp: string;
+}
+
+export interface SandboxRecord extends CriDoc {
+  name: string;
+  namespace: string;
+  uid: string;
+  attempt: number;
+  state: SandboxState;
+  /** ns since epoch, decimal. */
+  createdAtNs: string;
+  runtimeHandler: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  logDirectory: string;
+  hostname: string;
+  namespaces: { network: NamespaceMode; pid: NamespaceMode; ipc: NamespaceMode };
+  /** The pod's named network namespace; null with host networking. */
+  netns: { name: string; path: string } | null;
+  /** True once CNI has been set up and not yet torn down. */
+  networkAttached: boolean;
+  ips: string[];
+  portMappings: PortMappingRecord[];
+  /** The pause process (0 when not running). */
+  pid: number;
+  /** Holds hostname, hosts and resolv.conf for the pod's containers. */
+  podDir: string;
+  cgroupParent: string;
+}
+
+export type ContainerState = "created" | "running" | "exited" | "unknown";
+
+export interface MountRecord {
+  containerPath: string;
+  hostPath: string;
+  readonly: boolean;
+  /** MountPropagation: 0 private, 1 rslave (host to container), 2 rshared (bidirectional). */
+  propagation: 0 | 1 | 2;
+}
+
+export interface ContainerRecord extends CriDoc {
+  sandboxId: string;
+  name: string;
+  attempt: number;
+  /** The image as the request named it. */
+  image: string;
+  /** sha256:<config digest>. */
+  imageId: string;
+  /** repo@sha256:<manifest digest> (or the id when no repository is known). */
+  imageRef: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  mounts: MountRecord[];
+  /** Absolute path of the CRI log, "" for none. */
+  logPath: string;
+  tty: boolean;
+  stdin: boolean;
+  state: ContainerState;
+  createdAtNs: string;
+  startedAtNs: string;
+  finishedAtNs: string;
+  exitCode: number;
+  reason: string;
+  message: string;
+  pid: number;
+  /** Signal number sent by StopContainer before SIGKILL. */
+  stopSignal: number;
+  /** Set by an OOM event; turns the exit reason into OOMKilled. */
+  oomKilled: boolean;
+}
+
+/** The name CRI reserves for a pod: name_namespace_uid_attempt (containerd's form). */
+export function sandboxNameKey(m: { name: string; namespace: string; uid: string; attempt: number }): string {
+  return [m.name, m.namespace, m.uid, String(m.attempt)].join("_");
+}
+
+/** The name CRI reserves for a container: name_podname_podnamespace_poduid_attempt. */
+export function containerNameKey(name: string, attempt: number, pod: SandboxRecord): string {
+  return [name, pod.name, pod.namespace, pod.uid, String(attempt)].join("_");
+}
+
+/** ns since epoch as a decimal string (ms precision from the clock). */
+export function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}
+
+/** RFC 3339 with up to nanoseconds → ns since epoch, decimal. */
+export function rfc3339ToNs(s: string): string {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(s);
+  if (!m) return (BigInt(Date.parse(s) || Date.now()) * 1_000_000n).toString();
+  const seconds = BigInt(Date.parse(`${m[1]}Z`) / 1000);
+  return (seconds * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0") || "0")).toString();
+}

@@ -1,0 +1,50 @@
+/**
+ * The CRI runtime: pod and container services, their exit monitor and recovery, assembled over
+ * the core services. Owned by the daemon: `start()` once (recovers), `close()` when stopping
+ * (pods and containers keep running; their log output waits in the shims' FIFOs).
+ */
+import type { ExitStatus } from "../tasks/types.js";
+import type { CriDeps } from "./deps.js";
+import { ExitMonitor } from "./exit-monitor.js";
+import { PodService } from "./pods.js";
+import { ContainerService } from "./ctrs.js";
+import { recoverCri } from "./recover.js";
+import { runtimeServiceImpl } from "./runtime-rpcs.js";
+import type { RuntimeServiceImpl } from "./server.js";
+
+export class CriRuntime {
+  readonly monitor: ExitMonitor;
+  readonly pods: PodService;
+  readonly ctrs: ContainerService;
+
+  constructor(private readonly d: CriDeps) {
+    this.monitor = new ExitMonitor(d.tasks, d.log, { initialMs: d.cfg.teardown.initialBackoffMs, maxMs: d.cfg.teardown.maxBackoffMs });
+    this.pods = new PodService(d, this.monitor);
+    this.ctrs = new ContainerService(d, this.pods.docs, this.monitor);
+    this.pods.ctrs = this.ctrs;
+    this.monitor.setHandler((id, exit) => this.#onExit(id, exit));
+  }
+
+  #onExit(id: string, exit: ExitStatus): Promise<void> {
+    if (this.pods.docs.find(id)) return this.pods.handleExit(id);
+    return this.ctrs.handleExit(id, exit);
+  }
+
+  async start(): Promise<void> {
+    await recoverCri(this.d, this.pods, this.ctrs, this.monitor);
+  }
+
+  /** Handler of `/tasks/oom` events for a container. */
+  onOom(containerId: string): void {
+    this.ctrs.markOom(containerId);
+  }
+
+  service(): Partial<RuntimeServiceImpl> {
+    return runtimeServiceImpl(this.pods, this.ctrs);
+  }
+
+  async close(): Promise<void> {
+    this.monitor.close();
+    await this.ctrs.close();
+  }
+}

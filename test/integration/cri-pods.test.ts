@@ -1,0 +1,167 @@
+/**
+ * Pods and containers through the CRI socket, driven by the independent grpc-js client:
+ * the whole lifecycle (pod, container that prints and exits 3, its CRI log, ExecSync incl. a
+ * timeout, stop, remove), name reservation, and nothing left behind afterwards.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFile, mkdir } from "node:fs/promises";
+import * as path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { makeEnv, cleanupEnv, startDaemon, noteShims } from "./harness.js";
+import { call, criClients, rejectsWith } from "./cri-client.js";
+import { listNetns } from "../../src/cni/netns.js";
+
+export function podConfig(name: string, logDir: string, extra: object = {}) {
+  return {
+    metadata: { name, namespace: "default", uid: `uid-${name}`, attempt: 0 },
+    hostname: name,
+    log_directory: logDir,
+    labels: { app: name },
+    annotations: { note: "test" },
+    ...extra,
+  };
+}
+
+export function ctrConfig(name: string, cmd: string[], extra: object = {}) {
+  return {
+    metadata: { name, attempt: 0 },
+    image: { image: "docker.io/library/busybox:latest" },
+    command: cmd,
+    log_path: `${name}.log`,
+    labels: { c: name },
+    ...extra,
+  };
+}
+
+export async function waitState(runtime: grpc.Client, id: string, state: string, ms = 10_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const r = await call(runtime, "ContainerStatus", { container_id: id });
+    if (r.status.state === state) return r.status;
+    if (Date.now() > end) assert.fail(`container ${id} is ${r.status.state}, want ${state}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+test("CRI pod and container lifecycle end to end", { timeout: 120_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const d = await startDaemon(env);
+  const { runtime, image, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs", "pod1");
+  await mkdir(logDir, { recursive: true });
+
+  const st = await call(runtime, "Status", {});
+  assert.deepEqual(
+    st.status.conditions.map((c: { type: string; status: boolean }) => [c.type, c.status]),
+    [["RuntimeReady", true], ["NetworkReady", true]],
+  );
+  const img = await call(image, "ImageStatus", { image: { image: "busybox" } }).catch(() => undefined);
+  void img; // image RPCs are covered by cri-images.test.ts
+
+  const { pod_sandbox_id: pod } = await call(runtime, "RunPodSandbox", { config: podConfig("pod1", logDir) });
+  assert.match(pod, /^[0-9a-f]{64}$/);
+  noteShims(env, d);
+  await rejectsWith(call(runtime, "RunPodSandbox", { config: podConfig("pod1", logDir) }), grpc.status.ALREADY_EXISTS, new RegExp(pod));
+
+  const ps = await call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod });
+  assert.equal(ps.status.state, "SANDBOX_READY");
+  assert.equal(ps.status.metadata.name, "pod1");
+  const prefix = env.cfg.cni.defaultSubnet.split(".").slice(0, 3).join(".") + ".";
+  assert.ok(ps.status.network.ip.startsWith(prefix), `pod ip ${ps.status.network.ip} in ${env.cfg.cni.defaultSubnet}`);
+  assert.deepEqual(ps.status.labels, { app: "pod1" });
+
+  // A container that prints and exits 3.
+  const { container_id: c1 } = await call(runtime, "CreateContainer", {
+    pod_sandbox_id: pod,
+    config: ctrConfig("c1", ["sh", "-c", "echo hello; echo oops >&2; hostname; exit 3"]),
+    sandbox_config: podConfig("pod1", logDir),
+  });
+  assert.equal((await call(runtime, "ContainerStatus", { container_id: c1 })).status.state, "CONTAINER_CREATED");
+  await rejectsWith(
+    call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("c1", ["true"]) }),
+    grpc.status.ALREADY_EXISTS,
+    new RegExp(c1),
+  );
+  await call(runtime, "StartContainer", { container_id: c1 });
+  const s1 = await waitState(runtime, c1, "CONTAINER_EXITED");
+  assert.equal(s1.exit_code, 3);
+  assert.equal(s1.reason, "Error");
+  assert.ok(BigInt(s1.finished_at) >= BigInt(s1.started_at) && BigInt(s1.started_at) > 0n);
+  assert.equal(s1.log_path, path.join(logDir, "c1.log"));
+  // The log is complete once the exit is handled (the shim closes the FIFOs after copying).
+  let logText = "";
+  for (let i = 0; i < 50 && !logText.includes("pod1"); i++) {
+    logText = await readFile(path.join(logDir, "c1.log"), "utf8").catch(() => "");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const lines = logText.trim().split("\n").map((l) => l.replace(/^\S+ /, ""));
+  assert.deepEqual(lines.sort(), ["stderr F oops", "stdout F hello", "stdout F pod1"]);
+  assert.match(logText, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) /);
+  await rejectsWith(call(runtime, "ExecSync", { container_id: c1, cmd: ["true"] }), grpc.status.FAILED_PRECONDITION, new RegExp(c1));
+
+  // A long-running container: exec, timeout, stop with grace period.
+  const { container_id: c2 } = await call(runtime, "CreateContainer", {
+    pod_sandbox_id: pod,
+    config: ctrConfig("c2", ["sh", "-c", "trap '' TERM; sleep 3600 & wait; wait"]),
+  });
+  await call(runtime, "StartContainer", { container_id: c2 });
+  await waitState(runtime, c2, "CONTAINER_RUNNING");
+  const e1 = await call(runtime, "ExecSync", { container_id: c2, cmd: ["sh", "-c", "echo hi; echo there >&2"] });
+  assert.equal(e1.stdout.toString(), "hi\n");
+  assert.equal(e1.stderr.toString(), "there\n");
+  assert.equal(e1.exit_code, 0);
+  const e2 = await call(runtime, "ExecSync", { container_id: c2, cmd: ["sh", "-c", "exit 5"] });
+  assert.equal(e2.exit_code, 5);
+  const t0 = Date.now();
+  const e3 = await call(runtime, "ExecSync", { container_id: c2, cmd: ["sh", "-c", "echo before; sleep 10"], timeout: 1 });
+  assert.ok(Date.now() - t0 < 5000, `timed-out exec took ${Date.now() - t0} ms`);
+  assert.equal(e3.stdout.toString(), "before\n");
+  assert.notEqual(e3.exit_code, 0);
+  // Only the exec was killed: the container still runs and answers.
+  assert.equal((await call(runtime, "ContainerStatus", { container_id: c2 })).status.state, "CONTAINER_RUNNING");
+  assert.equal((await call(runtime, "ExecSync", { container_id: c2, cmd: ["echo", "alive"] })).stdout.toString(), "alive\n");
+
+  const listed = await call(runtime, "ListContainers", { filter: { pod_sandbox_id: pod, state: { state: "CONTAINER_RUNNING" } } });
+  assert.deepEqual(listed.containers.map((c: { id: string }) => c.id), [c2]);
+  const byLabel = await call(runtime, "ListContainers", { filter: { label_selector: { c: "c1" } } });
+  assert.deepEqual(byLabel.containers.map((c: { id: string }) => c.id), [c1]);
+  const pods = await call(runtime, "ListPodSandbox", { filter: { label_selector: { app: "pod1" } } });
+  assert.deepEqual(pods.items.map((p: { id: string }) => p.id), [pod]);
+  assert.equal((await call(runtime, "ListPodSandbox", { filter: { label_selector: { app: "other" } } })).items.length, 0);
+
+  // The shell ignores SIGTERM: StopContainer kills it after the 1 s grace period.
+  const t1 = Date.now();
+  await call(runtime, "StopContainer", { container_id: c2, timeout: 1 });
+  assert.ok(Date.now() - t1 >= 900, "the grace period was honoured");
+  const s2 = (await call(runtime, "ContainerStatus", { container_id: c2 })).status;
+  assert.equal(s2.state, "CONTAINER_EXITED");
+  assert.equal(s2.exit_code, 137);
+  // Idempotent stops and removes.
+  await call(runtime, "StopContainer", { container_id: c2, timeout: 0 });
+  await call(runtime, "StopContainer", { container_id: "0".repeat(64), timeout: 0 });
+  await call(runtime, "RemoveContainer", { container_id: "0".repeat(64) });
+  await call(runtime, "RemoveContainer", { container_id: c1 });
+  await rejectsWith(call(runtime, "ContainerStatus", { container_id: c1 }), grpc.status.NOT_FOUND, new RegExp(c1));
+
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  const stopped = await call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod });
+  assert.equal(stopped.status.state, "SANDBOX_NOTREADY");
+  assert.equal(stopped.status.network.ip, "");
+  assert.ok(!(await listNetns()).some((n) => n.includes(pod)), "netns removed at stop");
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  await rejectsWith(call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod }), grpc.status.NOT_FOUND, new RegExp(pod));
+  assert.equal((await call(runtime, "ListContainers", {})).containers.length, 0);
+  assert.equal((await call(runtime, "ListPodSandbox", {})).items.length, 0);
+  // The pod's shim is gone once its last task is torn down.
+  const end = Date.now() + 10_000;
+  while (d.meta.shims.list().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(d.meta.shims.list(), []);
+});
