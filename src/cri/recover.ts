@@ -69,6 +69,8 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
     }
     if (t.exit) {
       if (c.state === "created") ctrs.docs.update(c.id, { state: "running", pid: t.pid });
+      // Output the shim still holds (its copy may not have finished) goes to the log first.
+      if (t.status !== "deleted") await ctrs.reattachIo(c).catch(() => {});
       void monitor.handle(c.id, t.exit);
       continue;
     }

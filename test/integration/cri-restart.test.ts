@@ -1,0 +1,91 @@
+/**
+ * skiffd SIGKILLed with three pods — one container running, one exited, one exiting while the
+ * daemon is down — and restarted: every pod and container reports its right state and real exit
+ * code, the running one keeps running, is monitored and keeps logging, and everything removes
+ * cleanly with no shim left.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir, readFile } from "node:fs/promises";
+import * as path from "node:path";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon } from "./harness.js";
+import { call, criClients } from "./cri-client.js";
+import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { isAlive } from "../../src/util/proc.js";
+import { listNetns } from "../../src/cni/netns.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test("SIGKILL of skiffd with running, exited and exiting containers", { timeout: 120_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  let child = await spawnDaemon(env);
+  let clients = criClients(env.cfg.socket);
+  t.after(async () => {
+    clients.close();
+    await stopDaemon(child);
+    assert.deepEqual(await cleanupEnv(env), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  const pods: Record<string, string> = {};
+  const ctrs: Record<string, string> = {};
+  const scripts: Record<string, string> = {
+    running: "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
+    exited: "echo bye; exit 4",
+    exiting: "echo started; sleep 3; exit 7",
+  };
+  for (const [name, script] of Object.entries(scripts)) {
+    const { runtime } = clients;
+    pods[name] = (await call(runtime, "RunPodSandbox", { config: podConfig(name, logDir) })).pod_sandbox_id;
+    ctrs[name] = (
+      await call(runtime, "CreateContainer", { pod_sandbox_id: pods[name], config: ctrConfig(name, ["sh", "-c", script]) })
+    ).container_id;
+    await call(runtime, "StartContainer", { container_id: ctrs[name] });
+  }
+  await waitState(clients.runtime, ctrs.exited!, "CONTAINER_EXITED");
+  const shimPids = (await import("node:child_process")).execFileSync("pgrep", ["-f", "--", `-namespace ${env.cfg.namespace} `]).toString().trim().split("\n").map(Number);
+  for (const p of shimPids) env.shimPids.add(p);
+
+  child.kill("SIGKILL");
+  await new Promise((r) => child.once("exit", r));
+  clients.close();
+  await sleep(4000); // "exiting" exits with 7 while skiffd is down
+  child = await spawnDaemon(env);
+  clients = criClients(env.cfg.socket);
+  const { runtime } = clients;
+
+  const list = await call(runtime, "ListPodSandbox", {});
+  assert.equal(list.items.length, 3);
+  for (const p of list.items) assert.equal(p.state, "SANDBOX_READY", `pod ${p.metadata.name}`);
+  const st = async (name: string) => (await call(runtime, "ContainerStatus", { container_id: ctrs[name] })).status;
+  assert.equal((await st("running")).state, "CONTAINER_RUNNING");
+  const ex = await st("exited");
+  assert.deepEqual([ex.state, ex.exit_code, ex.reason], ["CONTAINER_EXITED", 4, "Error"]);
+  const late = await waitState(runtime, ctrs.exiting!, "CONTAINER_EXITED", 10_000);
+  assert.equal(late.exit_code, 7, "the real exit code of an exit during the downtime");
+  assert.equal((await call(runtime, "ExecSync", { container_id: ctrs.running, cmd: ["echo", "ok"] })).stdout.toString(), "ok\n");
+
+  // The running container's log continues without a gap: tick numbers are consecutive.
+  await sleep(1000);
+  const ticks = (await readFile(path.join(logDir, "running.log"), "utf8"))
+    .trim()
+    .split("\n")
+    .map((l) => Number(/stdout F tick (\d+)$/.exec(l)?.[1]));
+  assert.ok(ticks.length > 20, `${ticks.length} ticks logged`);
+  ticks.forEach((n, i) => assert.equal(n, i, `tick ${i} in the log`));
+  assert.match(await readFile(path.join(logDir, "exiting.log"), "utf8"), /stdout F started/);
+
+  // The running one is still monitored: stopping it records its exit.
+  await call(runtime, "StopContainer", { container_id: ctrs.running, timeout: 0 });
+  assert.equal((await st("running")).exit_code, 137);
+  for (const id of Object.values(pods)) {
+    await call(runtime, "StopPodSandbox", { pod_sandbox_id: id });
+    await call(runtime, "RemovePodSandbox", { pod_sandbox_id: id });
+  }
+  assert.equal((await call(runtime, "ListContainers", {})).containers.length, 0);
+  const end = Date.now() + 15_000;
+  for (const pid of env.shimPids) while ((await isAlive(pid)) && Date.now() < end) await sleep(100);
+  for (const pid of env.shimPids) assert.ok(!(await isAlive(pid)), `shim ${pid} shut down`);
+  assert.ok(!(await listNetns()).some((n) => n.includes(env.cfg.namespace)), "no netns left");
+});
