@@ -67,6 +67,7 @@ interface LiveIo {
 }
 
 export const START_ERROR_EXIT_CODE = 128;
+const OOM_EVENT_GRACE_MS = 100;
 
 export class ContainerService {
   readonly docs: CriDocStore<StoredContainer>;
@@ -348,7 +349,13 @@ export class ContainerService {
 
   /** Exit handler (run by the exit monitor's queue; retried until it succeeds). */
   async handleExit(id: string, exit: ExitStatus): Promise<void> {
-    const c = this.docs.find(id);
+    let c = this.docs.find(id);
+    if (c && c.state !== "exited" && exit.exitStatus === 137 && !c.oomKilled) {
+      // A SIGKILL exit: the shim's OOM event travels on another connection than the Wait reply
+      // and may land a moment later. Give it that moment before the reason is fixed.
+      await new Promise((r) => setTimeout(r, OOM_EVENT_GRACE_MS));
+      c = this.docs.find(id);
+    }
     if (c && c.state !== "exited") {
       const reason = c.oomKilled ? "OOMKilled" : exit.exitStatus === 0 ? "Completed" : "Error";
       this.docs.update(id, {
