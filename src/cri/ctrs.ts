@@ -67,7 +67,8 @@ interface LiveIo {
 }
 
 export const START_ERROR_EXIT_CODE = 128;
-const OOM_EVENT_GRACE_MS = 100;
+/** How late an OOM event may arrive after the SIGKILL exit it caused. */
+const OOM_EVENT_GRACE_MS = 5000;
 
 export class ContainerService {
   readonly docs: CriDocStore<StoredContainer>;
@@ -349,13 +350,7 @@ export class ContainerService {
 
   /** Exit handler (run by the exit monitor's queue; retried until it succeeds). */
   async handleExit(id: string, exit: ExitStatus): Promise<void> {
-    let c = this.docs.find(id);
-    if (c && c.state !== "exited" && exit.exitStatus === 137 && !c.oomKilled) {
-      // A SIGKILL exit: the shim's OOM event travels on another connection than the Wait reply
-      // and may land a moment later. Give it that moment before the reason is fixed.
-      await new Promise((r) => setTimeout(r, OOM_EVENT_GRACE_MS));
-      c = this.docs.find(id);
-    }
+    const c = this.docs.find(id);
     if (c && c.state !== "exited") {
       const reason = c.oomKilled ? "OOMKilled" : exit.exitStatus === 0 ? "Completed" : "Error";
       this.docs.update(id, {
@@ -371,10 +366,20 @@ export class ContainerService {
     await this.#deleteTask(id, false);
   }
 
-  /** Marks an OOM kill (from a `/tasks/oom` event) so the exit reason becomes OOMKilled. */
+  /**
+   * Marks an OOM kill (from a `/tasks/oom` event) so the exit reason becomes OOMKilled. The event
+   * travels on another connection than the Wait reply, so it may land just after the exit was
+   * recorded: a SIGKILL exit recorded moments ago is then amended.
+   */
   markOom(id: string): void {
     const c = this.docs.find(id);
-    if (c && c.state !== "exited" && !c.oomKilled) this.docs.update(id, { oomKilled: true });
+    if (!c || c.oomKilled) return;
+    if (c.state !== "exited") {
+      this.docs.update(id, { oomKilled: true });
+      return;
+    }
+    const ageMs = Date.now() - Number(BigInt(c.finishedAtNs) / 1_000_000n);
+    if (c.exitCode === 137 && ageMs < OOM_EVENT_GRACE_MS) this.docs.update(id, { oomKilled: true, reason: "OOMKilled" });
   }
 
   async reopenLog(id: string): Promise<void> {

@@ -1,0 +1,233 @@
+/**
+ * CRI benchmark, side by side: skiff and containerd 1.6.20 (Debian's, test-owned config and
+ * sockets, same shim, runc, images and grpc-js client) in one run. Prints per-RPC medians and
+ * p99, the full pod+container lifecycle, exit→EXITED latency, 50 pods started concurrently
+ * (total time, p99 of ListContainers meanwhile) and daemon RSS with 100 pods; asserts nothing.
+ *
+ *   node --import tsx bench/cri.bench.ts [iterations=20] [--skiff-only]
+ */
+import { mkdir, readFile } from "node:fs/promises";
+import * as path from "node:path";
+import type * as grpc from "@grpc/grpc-js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, type Env } from "../test/integration/harness.js";
+import { call, criClients } from "../test/integration/cri-client.js";
+import { podConfig, ctrConfig } from "../test/integration/cri-helpers.js";
+
+const args = process.argv.slice(2);
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 20);
+const skiffOnly = args.includes("--skiff-only");
+
+interface Target {
+  name: string;
+  socket: string;
+  pid: number;
+  logDir: string;
+  stop(): Promise<void>;
+}
+
+const OPS = [
+  "RunPodSandbox",
+  "CreateContainer",
+  "StartContainer",
+  "ContainerStatus",
+  "ListContainers",
+  "StopContainer",
+  "RemoveContainer",
+  "StopPodSandbox",
+  "RemovePodSandbox",
+] as const;
+type Op = (typeof OPS)[number];
+
+interface Result {
+  ops: Record<Op, number[]>;
+  lifecycle: number[];
+  exitLatency: number[];
+  concurrent: { totalMs: number; listP99: number };
+  rssIdleMiB: number;
+  rss100MiB: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+function q(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
+}
+async function rssMiB(pid: number): Promise<number> {
+  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function timed<T>(out: number[], fn: () => Promise<T>): Promise<T> {
+  const t0 = now();
+  const r = await fn();
+  out.push(now() - t0);
+  return r;
+}
+
+async function measure(t: Target): Promise<Result> {
+  const { runtime, close } = criClients(t.socket);
+  const ops = Object.fromEntries(OPS.map((o) => [o, [] as number[]])) as Record<Op, number[]>;
+  const lifecycle: number[] = [];
+  const exitLatency: number[] = [];
+  const c = (m: string, req: object) => call(runtime, m, req);
+  const rssStartMiB = await rssMiB(t.pid);
+  try {
+    // Warm-up (first pod pulls nothing but fills caches on both sides).
+    await onePod(runtime, t, "warm", ops, true);
+    for (let i = 0; i < N; i++) {
+      const t0 = now();
+      await onePod(runtime, t, `b${i}`, ops, false);
+      lifecycle.push(now() - t0);
+    }
+    // exit → EXITED: a container that exits on its own; the first status that shows it.
+    for (let i = 0; i < Math.min(N, 10); i++) {
+      const pod = (await c("RunPodSandbox", { config: podConfig(`x${i}`, t.logDir) })).pod_sandbox_id;
+      const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("x", ["sh", "-c", "sleep 0.3"]), sandbox_config: podConfig(`x${i}`, t.logDir) })).container_id;
+      await c("StartContainer", { container_id: id });
+      for (;;) {
+        const st = (await c("ContainerStatus", { container_id: id })).status;
+        if (st.state === "CONTAINER_EXITED") {
+          exitLatency.push(Date.now() - Number(BigInt(st.finished_at) / 1_000_000n));
+          break;
+        }
+        await sleep(2);
+      }
+      await c("StopPodSandbox", { pod_sandbox_id: pod });
+      await c("RemovePodSandbox", { pod_sandbox_id: pod });
+    }
+    // 50 pods with one container each, started concurrently; ListContainers polled meanwhile.
+    const lists: number[] = [];
+    let loading = true;
+    const poller = (async () => {
+      while (loading) await timed(lists, () => c("ListContainers", {}));
+    })();
+    const t0 = now();
+    const pods = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const cfg = podConfig(`c${i}`, t.logDir);
+        const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
+        const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("s", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
+        await c("StartContainer", { container_id: id });
+        return pod;
+      }),
+    );
+    const totalMs = now() - t0;
+    loading = false;
+    await poller;
+    await removeAll(runtime, pods);
+    // RSS idle, then with 100 running pods.
+    const rssIdleMiB = rssStartMiB;
+    const many: string[] = [];
+    for (let i = 0; i < 100; i += 10) {
+      many.push(
+        ...(await Promise.all(
+          Array.from({ length: 10 }, async (_, j) => {
+            const cfg = podConfig(`r${i + j}`, t.logDir);
+            const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
+            const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("s", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
+            await c("StartContainer", { container_id: id });
+            return pod;
+          }),
+        )),
+      );
+    }
+    await sleep(1000);
+    const rss100MiB = await rssMiB(t.pid);
+    await removeAll(runtime, many);
+    return { ops, lifecycle, exitLatency, concurrent: { totalMs, listP99: q(lists, 0.99) }, rssIdleMiB, rss100MiB };
+  } finally {
+    close();
+  }
+}
+
+async function removeAll(runtime: grpc.Client, pods: string[]): Promise<void> {
+  for (let i = 0; i < pods.length; i += 10) {
+    await Promise.all(
+      pods.slice(i, i + 10).map(async (pod) => {
+        await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+        await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+      }),
+    );
+  }
+}
+
+async function onePod(runtime: grpc.Client, t: Target, name: string, ops: Record<Op, number[]>, warm: boolean): Promise<void> {
+  const sink: Record<Op, number[]> = warm ? (Object.fromEntries(OPS.map((o) => [o, []])) as unknown as Record<Op, number[]>) : ops;
+  const c = (m: Op, req: object) => timed(sink[m], () => call(runtime, m, req));
+  const cfg = podConfig(name, t.logDir);
+  const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
+  const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("main", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
+  await c("StartContainer", { container_id: id });
+  await c("ContainerStatus", { container_id: id });
+  await c("ListContainers", {});
+  await c("StopContainer", { container_id: id, timeout: 0 });
+  await c("RemoveContainer", { container_id: id });
+  await c("StopPodSandbox", { pod_sandbox_id: pod });
+  await c("RemovePodSandbox", { pod_sandbox_id: pod });
+}
+
+async function skiffTarget(): Promise<{ target: Target; env: Env }> {
+  const env = await makeEnv("skiff-bench-");
+  env.cfg.builtinImages = true;
+  env.cfg.timeouts = { shimCallMs: 10_000, shimStartMs: 10_000, shimExitMs: 5000 };
+  const child = await spawnDaemon(env);
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  return { env, target: { name: "skiff", socket: env.cfg.socket, pid: child.pid!, logDir, stop: () => stopDaemon(child) } };
+}
+
+const fmt = (x: number) => (Number.isFinite(x) ? (x >= 100 ? x.toFixed(0) : x.toFixed(1)) : "–");
+
+function table(results: [string, Result][]): void {
+  const names = results.map(([n]) => n);
+  const head = ["Operation", ...names.flatMap((n) => [`${n} p50 ms`, `${n} p99 ms`]), ...(names.length > 1 ? ["ratio p50"] : [])];
+  const rows: string[][] = [];
+  const add = (label: string, pick: (r: Result) => number[] | number) => {
+    const cells: string[] = [];
+    const p50s: number[] = [];
+    for (const [, r] of results) {
+      const v = pick(r);
+      const p50 = Array.isArray(v) ? q(v, 0.5) : v;
+      const p99 = Array.isArray(v) ? q(v, 0.99) : NaN;
+      p50s.push(p50);
+      cells.push(fmt(p50), fmt(p99));
+    }
+    rows.push([label, ...cells, ...(p50s.length > 1 ? [`${(p50s[0]! / p50s[1]!).toFixed(2)}×`] : [])]);
+  };
+  for (const op of OPS) add(op, (r) => r.ops[op]);
+  add("Lifecycle sum (9 RPCs above)", (r) => OPS.reduce((s, op) => s + q(r.ops[op], 0.5), 0));
+  add("Full pod+container lifecycle", (r) => r.lifecycle);
+  add("exit → EXITED visible", (r) => r.exitLatency);
+  add("50 pods concurrently: total", (r) => r.concurrent.totalMs);
+  add("50 pods: ListContainers p99 meanwhile", (r) => r.concurrent.listP99);
+  add("Daemon RSS at start (MiB)", (r) => r.rssIdleMiB);
+  add("Daemon RSS with 100 pods (MiB)", (r) => r.rss100MiB);
+  console.log(`| ${head.join(" | ")} |`);
+  console.log(`| ${head.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`);
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+}
+
+const results: [string, Result][] = [];
+const s = await skiffTarget();
+try {
+  results.push(["skiff", await measure(s.target)]);
+} finally {
+  await s.target.stop();
+  const left = await cleanupEnv(s.env);
+  if (left.length) console.error("skiff left behind:", left);
+}
+if (!skiffOnly) {
+  const peerModule = "./cri-peer.js"; // written with the containerd peer harness
+  const peer = (await import(peerModule).catch(() => undefined)) as { containerdTarget(): Promise<{ target: Target; cleanup(): Promise<void> }> } | undefined;
+  if (peer) {
+    const p = await peer.containerdTarget();
+    try {
+      results.push(["containerd", await measure(p.target)]);
+    } finally {
+      await p.cleanup();
+    }
+  } else console.error("containerd peer not available: bench/cri-peer.ts missing");
+}
+console.log(`\nCRI benchmark, ${N} iterations, ${new Date().toISOString().slice(0, 10)}`);
+table(results);
