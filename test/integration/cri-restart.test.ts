@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
-import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, shimPidsOfNamespace } from "./harness.js";
 import { call, criClients } from "./cri-client.js";
 import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
 import { isAlive } from "../../src/util/proc.js";
@@ -44,8 +44,8 @@ test("SIGKILL of skiffd with running, exited and exiting containers", { timeout:
     await call(runtime, "StartContainer", { container_id: ctrs[name] });
   }
   await waitState(clients.runtime, ctrs.exited!, "CONTAINER_EXITED");
-  const shimPids = (await import("node:child_process")).execFileSync("pgrep", ["-f", "--", `-namespace ${env.cfg.namespace} `]).toString().trim().split("\n").map(Number);
-  for (const p of shimPids) env.shimPids.add(p);
+  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  assert.equal(env.shimPids.size, 3, "one shim per pod");
 
   child.kill("SIGKILL");
   await new Promise((r) => child.once("exit", r));

@@ -93,6 +93,8 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
     for (const s of d.meta?.shims?.list() ?? []) if (s.pid) env.shimPids.add(s.pid);
     await d.close().catch(() => {});
   }
+  // Also shims no test noted (e.g. a test failed before noting them): found by their namespace.
+  for (const pid of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(pid);
   for (const pid of env.shimPids) {
     if (await isAlive(pid)) {
       leftovers.push(`shim pid ${pid}`);
@@ -123,6 +125,20 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
   }
   await rm(env.dir, { recursive: true, force: true });
   return leftovers;
+}
+
+/** Pids of live shim processes started with `-namespace NS`. */
+export async function shimPidsOfNamespace(ns: string): Promise<number[]> {
+  const { readdir, readFile } = await import("node:fs/promises");
+  const pids: number[] = [];
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const argv = await readFile(`/proc/${name}/cmdline`, "utf8").then((t) => t.split("\0"), () => [] as string[]);
+    if (!argv[0]?.endsWith("containerd-shim-runc-v2")) continue;
+    const i = argv.indexOf("-namespace");
+    if (i >= 0 && argv[i + 1] === ns) pids.push(Number(name));
+  }
+  return pids;
 }
 
 /** Writes env.cfg as a TOML file skiffd can load; returns its path. */
