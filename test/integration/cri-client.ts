@@ -24,10 +24,23 @@ export function call(client: grpc.Client, method: string, req: object): Promise<
   });
 }
 
+/**
+ * The status message as sent. grpc-js undoes the grpc-message percent-encoding with decodeURI,
+ * which leaves reserved characters (":", "/", "?") encoded; grpc-go clients (kubelet, crictl)
+ * decode them all.
+ */
+export function detailsOf(err: grpc.ServiceError): string {
+  try {
+    return decodeURIComponent(err.details);
+  } catch {
+    return err.details;
+  }
+}
+
 export function rejectsWith(p: Promise<unknown>, code: grpc.status, details?: RegExp) {
   return assert.rejects(p, (err: grpc.ServiceError) => {
-    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
-    if (details) assert.match(err.details, details);
+    assert.equal(err.code, code, `code ${err.code} (${detailsOf(err)})`);
+    if (details) assert.match(detailsOf(err), details);
     return true;
   });
 }
