@@ -266,5 +266,16 @@ export function containerStatusToProto(c: ContainerRecord): PbContainerStatus {
       create(MountSchema, { containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, propagation: m.propagation }),
     ),
     logPath: c.logPath,
+    resources: {
+      linux: {
+        cpuPeriod: BigInt(c.resources?.cpuPeriod ?? 0),
+        cpuQuota: BigInt(c.resources?.cpuQuota ?? 0),
+        cpuShares: BigInt(c.resources?.cpuShares ?? 0),
+        memoryLimitInBytes: BigInt(c.resources?.memoryLimitInBytes ?? 0),
+        oomScoreAdj: BigInt(c.resources?.oomScoreAdj ?? 0),
+        cpusetCpus: c.resources?.cpusetCpus ?? "",
+        cpusetMems: c.resources?.cpusetMems ?? "",
+      },
+    },
   });
 }

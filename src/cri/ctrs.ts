@@ -128,7 +128,9 @@ export class ContainerService {
       attempt: req.attempt,
       image: req.image,
       imageId: image.configDigest,
-      imageRef: repoDigest(image.name, image.target.digest),
+      // containerd reports the image id unless the image has a repo digest (a pulled image's);
+      // the image store keeps names only, so the id it is.
+      imageRef: image.configDigest,
       labels: req.labels,
       annotations: req.annotations,
       mounts: req.mounts,
@@ -145,6 +147,7 @@ export class ContainerService {
       pid: 0,
       stopSignal,
       oomKilled: false,
+      resources: req.resources ?? null,
       incomplete: true,
     };
     this.docs.create(doc);
@@ -191,7 +194,7 @@ export class ContainerService {
         id,
         spec,
         rootfs: mounts,
-        runtime: pod.runtimeHandler,
+        runtime: pod.runtimeHandler || this.d.cfg.defaultRuntime,
         sandboxId: pod.id,
         labels: { [SNAPSHOT_LABEL]: key },
       });

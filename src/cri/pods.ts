@@ -114,7 +114,7 @@ export class PodService {
       attempt: req.attempt,
       state: "creating",
       createdAtNs: nowNs(),
-      runtimeHandler: handler,
+      runtimeHandler: req.runtimeHandler,
       labels: req.labels,
       annotations: req.annotations,
       logDirectory: req.logDirectory,

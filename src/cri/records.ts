@@ -28,6 +28,7 @@ export interface SandboxRecord extends CriDoc {
   state: SandboxState;
   /** ns since epoch, decimal. */
   createdAtNs: string;
+  /** As requested ("" = the default handler, reported as "" like containerd). */
   runtimeHandler: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
@@ -84,6 +85,16 @@ export interface ContainerRecord extends CriDoc {
   pid: number;
   /** Signal number sent by StopContainer before SIGKILL. */
   stopSignal: number;
+  /** The Linux resources applied at create (null: none requested). */
+  resources: {
+    cpuPeriod: number;
+    cpuQuota: number;
+    cpuShares: number;
+    memoryLimitInBytes: number;
+    oomScoreAdj: number;
+    cpusetCpus: string;
+    cpusetMems: string;
+  } | null;
   /** Set by an OOM event; turns the exit reason into OOMKilled. */
   oomKilled: boolean;
 }

@@ -97,7 +97,7 @@ export function runtimeServiceImpl(pods: PodService, ctrs: ContainerService): Pa
       const info: Record<string, string> = req.verbose
         ? { info: JSON.stringify({ pid: p.pid, netns: p.netns?.path ?? "", runtimeHandler: p.runtimeHandler, podDir: p.podDir }) }
         : {};
-      return create(PodSandboxStatusResponseSchema, { status: podStatusToProto(p), info, timestamp: BigInt(Date.now()) * 1_000_000n });
+      return create(PodSandboxStatusResponseSchema, { status: podStatusToProto(p), info });
     },
     listPodSandbox(req) {
       return create(ListPodSandboxResponseSchema, { items: filterPods(pods.docs.list(), req.filter).map(podToProto) });
