@@ -218,8 +218,7 @@ try {
   if (left.length) console.error("skiff left behind:", left);
 }
 if (!skiffOnly) {
-  const peerModule = "./cri-peer.js"; // written with the containerd peer harness
-  const peer = (await import(peerModule).catch(() => undefined)) as { containerdTarget(): Promise<{ target: Target; cleanup(): Promise<void> }> } | undefined;
+  const peer = await import("./cri-peer.js");
   if (peer) {
     const p = await peer.containerdTarget();
     try {
@@ -227,7 +226,7 @@ if (!skiffOnly) {
     } finally {
       await p.cleanup();
     }
-  } else console.error("containerd peer not available: bench/cri-peer.ts missing");
+  }
 }
 console.log(`\nCRI benchmark, ${N} iterations, ${new Date().toISOString().slice(0, 10)}`);
 table(results);

@@ -99,10 +99,15 @@ export class CniNetwork {
     const args = cniArgs(opts.args);
     const undo: (() => Promise<void>)[] = [];
     try {
-      if (this.#loopback) {
-        await this.#add(this.#loopback, podId, netnsPath, "lo", rt, args, opts.signal, undo);
-      }
-      const result = await this.#add(this.conf, podId, netnsPath, this.ifName, rt, args, opts.signal, undo);
+      // The loopback list and the chain are independent: they run side by side. Each keeps its
+      // own order (and undo order); both settle before a failure is unwound.
+      const [lo, chain] = await Promise.allSettled([
+        this.#loopback ? this.#add(this.#loopback, podId, netnsPath, "lo", rt, args, opts.signal, undo) : undefined,
+        this.#add(this.conf, podId, netnsPath, this.ifName, rt, args, opts.signal, undo),
+      ]);
+      if (lo.status === "rejected") throw lo.reason;
+      if (chain.status === "rejected") throw chain.reason;
+      const result = chain.value;
       await this.#save(podId, { result, runtime: rt });
       return toStatus(result, this.ifName);
     } catch (err) {
@@ -132,20 +137,13 @@ export class CniNetwork {
     // Plugins skip in-namespace work for an empty CNI_NETNS; a removed namespace means exactly that.
     const ns = (await pathExists(netnsPath)) ? netnsPath : "";
     const prev = cached?.result;
-    let first: unknown;
-    try {
-      await this.#del(this.conf, podId, ns, this.ifName, rt, args, prev, opts.signal);
-    } catch (err) {
-      first = err;
-    }
-    if (this.#loopback) {
-      try {
-        await this.#del(this.#loopback, podId, ns, "lo", rt, args, undefined, opts.signal);
-      } catch (err) {
-        first ??= err;
-      }
-    }
-    if (first !== undefined) throw toSkiffError(first);
+    // Chain and loopback list side by side (independent lists; each in its own reverse order).
+    const results = await Promise.allSettled([
+      this.#del(this.conf, podId, ns, this.ifName, rt, args, prev, opts.signal),
+      this.#loopback ? this.#del(this.#loopback, podId, ns, "lo", rt, args, undefined, opts.signal) : undefined,
+    ]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw toSkiffError(failed.reason);
     await this.#drop(podId);
   }
 

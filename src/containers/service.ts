@@ -69,8 +69,12 @@ export class ContainersService {
     return this.meta.containers.list();
   }
 
-  /** Removes a container whose task (if any) is deleted, then its snapshot. */
-  async delete(id: string): Promise<void> {
+  /**
+   * Removes a container whose task (if any) is deleted, then its snapshot. With `detachSnapshot`
+   * the snapshot is removed in the background and `snapshotRemoved` settles when it is (a crash
+   * before that leaves an orphan snapshot, which start-up removes).
+   */
+  async delete(id: string, opts: { detachSnapshot?: boolean } = {}): Promise<{ snapshotRemoved: Promise<void> }> {
     const key = this.meta.containers.find(id)?.labels[SNAPSHOT_LABEL];
     this.meta.transaction(() => {
       this.meta.containers.get(id);
@@ -80,8 +84,14 @@ export class ContainersService {
       if (t) this.meta.tasks.delete(id);
       this.meta.containers.delete(id);
     });
-    if (key && this.snapshotter) await this.snapshotter.remove(key).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
+    const sn = this.snapshotter;
+    const snapshotRemoved =
+      key && sn
+        ? sn.remove(key).catch((err: unknown) => {
+            if (!isNotFound(err)) throw err;
+          })
+        : Promise.resolve();
+    if (!opts.detachSnapshot) await snapshotRemoved;
+    return { snapshotRemoved };
   }
 }

@@ -70,6 +70,16 @@ export class BackoffQueue {
     if (lane.jobs.length === 0 && this.#lanes.get(id) === lane) this.#lanes.delete(id);
   }
 
+  /** Resolves once no job is queued or running, or after `timeoutMs` (false then). */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (this.#lanes.size > 0) {
+      if (Date.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return true;
+  }
+
   close(): void {
     this.#closed = true;
     for (const lane of this.#lanes.values()) if (lane.timer) clearTimeout(lane.timer);

@@ -39,6 +39,12 @@ function int(v: bigint, what: string): number {
   return Number(v);
 }
 
+/** A uid or gid: the OCI spec's uint32 (runc refused larger ones with Unknown; found by fuzzing). */
+function id32(v: bigint, what: string): number {
+  if (v < 0n || v > 0xffff_ffffn) throw invalidArgument(`${what}: ${v} is not a valid id (0 to 4294967295)`);
+  return Number(v);
+}
+
 function checkProfile(p: SecurityProfile | undefined, legacyPath: string, kind: string, what: string): void {
   if (p && p.profileType !== SecurityProfile_ProfileType.Unconfined) {
     throw invalidArgument(`${what}: ${kind} profiles are not supported yet (only Unconfined)`);
@@ -55,6 +61,9 @@ export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandl
   if (!m.name) throw invalidArgument("RunPodSandbox: config.metadata.name is empty");
   if (!m.namespace) throw invalidArgument(`pod sandbox "${m.name}": metadata.namespace is empty`);
   const what = `pod sandbox "${m.namespace}/${m.name}"`;
+  if (config.logDirectory && !config.logDirectory.startsWith("/")) {
+    throw invalidArgument(`${what}: log_directory "${config.logDirectory.slice(0, 256)}" must be an absolute path`);
+  }
   const linux = config.linux;
   const sc = linux?.securityContext;
   if (sc?.privileged) throw invalidArgument(`${what}: privileged pods are not supported yet`);
@@ -63,6 +72,8 @@ export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandl
   checkProfile(sc?.seccomp, sc?.seccompProfilePath ?? "", "seccomp", what);
   checkProfile(sc?.apparmor, "", "AppArmor", what);
   if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
+  // sethostname(2) takes at most 64 bytes; runc's refusal surfaced as Unknown (found by fuzzing).
+  if (Buffer.byteLength(config.hostname) > 64) throw invalidArgument(`${what}: hostname is longer than 64 bytes`);
   const nso = sc?.namespaceOptions;
   const portMappings = config.portMappings.map((p, i) => {
     const protocol = PROTOCOLS[p.protocol];
@@ -90,10 +101,10 @@ export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandl
       pid: nsMode(nso?.pid ?? 0, what),
       ipc: nsMode(nso?.ipc ?? 0, what),
     },
-    ...(sc?.runAsUser ? { runAsUser: int(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
-    ...(sc?.runAsGroup ? { runAsGroup: int(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
+    ...(sc?.runAsUser ? { runAsUser: id32(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
+    ...(sc?.runAsGroup ? { runAsGroup: id32(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
     readonlyRootfs: sc?.readonlyRootfs ?? false,
-    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => int(g, `${what}: supplemental_groups`)),
+    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => id32(g, `${what}: supplemental_groups`)),
     runtimeHandler,
   };
 }
@@ -158,10 +169,10 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
     logPath: config.logPath,
     stdin: config.stdin,
     tty: config.tty,
-    ...(sc?.runAsUser ? { runAsUser: int(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
+    ...(sc?.runAsUser ? { runAsUser: id32(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
     runAsUsername: sc?.runAsUsername ?? "",
-    ...(sc?.runAsGroup ? { runAsGroup: int(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
-    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => int(g, `${what}: supplemental_groups`)),
+    ...(sc?.runAsGroup ? { runAsGroup: id32(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
+    supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => id32(g, `${what}: supplemental_groups`)),
     readonlyRootfs: sc?.readonlyRootfs ?? false,
     noNewPrivs: sc?.noNewPrivs ?? false,
     maskedPaths: sc?.maskedPaths ?? [],

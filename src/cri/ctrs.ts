@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { rm, stat } from "node:fs/promises";
 import * as path from "node:path";
 import type { CriDocStore } from "../metadata/index.js";
-import { failedPrecondition, invalidArgument, isNotFound, notFound } from "../errors.js";
+import { ErrorCode, codeOf, failedPrecondition, invalidArgument, isNotFound, notFound } from "../errors.js";
 import { prepareImageRootfs, SNAPSHOT_LABEL } from "../containers/from-image.js";
 import { UndoStack } from "../util/undo.js";
 import { linkedSignal } from "../util/signal.js";
@@ -25,7 +25,7 @@ import type { CriDeps } from "./deps.js";
 import { CLEANUP_TIMEOUT_MS } from "./deps.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { containerNameKey, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
+import { CRI_KIND_LABEL, containerNameKey, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
 import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
 import { signalNumber } from "./spec-util.js";
@@ -119,7 +119,7 @@ export class ContainerService {
     }
     const stopSignal = signalNumber(image.config.stopSignal, `image "${image.name}"`);
     const id = randomBytes(32).toString("hex");
-    const logPath = req.logPath && pod.logDirectory ? path.resolve(pod.logDirectory, req.logPath) : "";
+    const logPath = req.logPath && pod.logDirectory ? confinedLogPath(pod.logDirectory, req.logPath, what) : "";
     const doc: StoredContainer = {
       id,
       nameKey: containerNameKey(req.name, req.attempt, pod),
@@ -196,7 +196,7 @@ export class ContainerService {
         rootfs: mounts,
         runtime: pod.runtimeHandler || this.d.cfg.defaultRuntime,
         sandboxId: pod.id,
-        labels: { [SNAPSHOT_LABEL]: key },
+        labels: { [SNAPSHOT_LABEL]: key, [CRI_KIND_LABEL]: "container" },
       });
       this.docs.update(id, { incomplete: false });
       undo.clear();
@@ -236,7 +236,7 @@ export class ContainerService {
         }
         if (taskMade) void this.monitor.queue.push(id, "delete failed task", () => this.#deleteTask(id, true));
         else await this.#closeIo(id);
-        throw err;
+        throw runtimeRefused(err, `start container "${id}"`);
       }
     });
   }
@@ -245,7 +245,12 @@ export class ContainerService {
     const fifos = await createLogFifos(path.join(this.ioDir, c.id), c.id);
     await this.#closeIo(c.id);
     const writer = new CriLogWriter(c.logPath || "/dev/null");
-    await writer.open();
+    await writer.open().catch((err: unknown) => {
+      // The log path comes from the request (e.g. a directory, or a name too long): the caller's
+      // error, not the daemon's. It was Internal without naming the container (cri-bad-input).
+      const shown = c.logPath.length > 256 ? `${c.logPath.slice(0, 256)}…` : c.logPath;
+      throw failedPrecondition(`container "${c.id}": cannot open its log "${shown}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+    });
     try {
       const pump = await attachLogs({
         stdoutFifo: fifos.stdout,
@@ -320,23 +325,32 @@ export class ContainerService {
     return w;
   }
 
-  /** Removes a container (stopping it first if it runs). Unknown ids succeed. */
+  /**
+   * Removes a container (stopping it first if it runs). Unknown ids succeed. The CRI record goes
+   * at once (the name is free, lists no longer show it); the task teardown, the core container and
+   * its snapshot and FIFOs are removed by the daemon in the id's queue, retried until done.
+   */
   async remove(id: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const c = this.docs.find(id);
     if (!c) return;
     if (c.state === "running" || c.state === "unknown") await this.stop(id, 0, opts);
     await this.#locks.run(id, async () => {
-      if (!this.docs.find(id)) return;
-      await this.#deleteTask(id, true, opts.signal);
-      await this.#closeIo(id);
-      try {
-        await this.d.containers.delete(id);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      await rm(path.join(this.ioDir, id), { recursive: true, force: true });
-      this.docs.delete(id);
+      if (!this.docs.delete(id)) return;
+      void this.monitor.queue.push(id, "remove container", () => this.purge(id));
     });
+  }
+
+  /** What remains of a removed container: task, IO, core container, snapshot, FIFO dir. Idempotent. */
+  async purge(id: string): Promise<void> {
+    await this.#deleteTask(id, true);
+    await this.#closeIo(id);
+    try {
+      const { snapshotRemoved } = await this.d.containers.delete(id, { detachSnapshot: true });
+      snapshotRemoved.catch((err: unknown) => this.d.log.warn({ container: id, err: (err as Error).message }, "snapshot not removed (start-up retries)"));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await rm(path.join(this.ioDir, id), { recursive: true, force: true });
   }
 
   /** Deletes the container's task (the daemon's teardown); a missing task is success. */
@@ -405,6 +419,8 @@ export class ContainerService {
       maxOutputBytes: this.d.cfg.cri.execSyncMaxOutputBytes,
       dir: path.join(this.ioDir, id),
       signal: opts.signal,
+    }).catch((err: unknown) => {
+      throw runtimeRefused(err, `exec in container "${id}"`);
     });
   }
 
@@ -412,6 +428,29 @@ export class ContainerService {
   async close(): Promise<void> {
     await Promise.all([...this.#io.keys()].map((id) => this.#closeIo(id)));
   }
+}
+
+/**
+ * The shim relays an OCI runtime refusal (runc: executable not found, container already in the
+ * "deleted" state because it exited a moment ago, …) as code Unknown. For the CRI caller that is
+ * the container's state or configuration, not a daemon fault: FailedPrecondition naming it,
+ * keeping the runtime's message (found by cri-fuzz.test.ts). Other codes pass unchanged.
+ */
+export function runtimeRefused(err: unknown, what: string): unknown {
+  if (codeOf(err) !== ErrorCode.Unknown) return err;
+  return failedPrecondition(`${what}: ${(err as Error).message}`, err);
+}
+
+/**
+ * The container's log file: inside the pod's log directory. The daemon runs as root and creates
+ * what it writes to, so a log_path escaping the directory ("../", absolute) is refused.
+ */
+function confinedLogPath(dir: string, rel: string, what: string): string {
+  const full = path.resolve(dir, rel);
+  if (path.isAbsolute(rel) || !full.startsWith(path.resolve(dir) + path.sep)) {
+    throw invalidArgument(`${what}: log_path "${rel.slice(0, 256)}" must stay inside the pod's log directory`);
+  }
+  return full;
 }
 
 /** A CRI mount must name absolute paths, and the host path must exist. */

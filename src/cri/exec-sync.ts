@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type * as net from "node:net";
-import { mkfifo, openFifoReader } from "../runtime/fifo.js";
+import { mkfifos, openFifoReader } from "../runtime/fifo.js";
 import { linkedSignal } from "../util/signal.js";
 import { isNotFound } from "../errors.js";
 import type { CriDeps } from "./deps.js";
@@ -71,10 +71,8 @@ export async function execSync(d: CriDeps, o: ExecSyncOptions): Promise<ExecSync
   let added = false;
   let exited = false;
   try {
-    for (const p of [out, err]) {
-      await mkfifo(p);
-      collectors.push(new Collector(await openFifoReader(p), o.maxOutputBytes));
-    }
+    await mkfifos([out, err]);
+    for (const p of [out, err]) collectors.push(new Collector(await openFifoReader(p), o.maxOutputBytes));
     const execs = d.tasks.execs;
     await execs.add({ taskId: o.containerId, execId, process: o.process, stdout: out, stderr: err }, { signal: o.signal });
     added = true;

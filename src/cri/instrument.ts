@@ -64,10 +64,18 @@ export function toConnectError(err: unknown): ConnectError {
   let code = codeOf(err);
   if (code === ErrorCode.Unknown && !(err instanceof SkiffError)) code = ErrorCode.Internal;
   const grpc = codeToGrpc(code);
-  const message = err instanceof Error ? err.message : String(err);
+  const full = err instanceof Error ? err.message : String(err);
+  // Messages echo request strings; a long one, percent-encoded, would not fit the grpc-message
+  // trailer in one HTTP/2 frame and the client would see a reset instead of the status.
+  // Head and tail are kept: the tail usually says what was wrong.
+  const message =
+    full.length > MAX_MESSAGE_CHARS ? `${full.slice(0, MAX_MESSAGE_CHARS / 2)}…${full.slice(-MAX_MESSAGE_CHARS / 4)}` : full;
   // Code's numeric values are the gRPC status numbers.
   return new ConnectError(message, grpc === GrpcCode.OK ? Code.Internal : (grpc as Code), undefined, undefined, err);
 }
+
+/** Longest status message sent (characters before percent-encoding, which can grow them 9×). */
+export const MAX_MESSAGE_CHARS = 1024;
 
 /** Longest id value logged; requests can carry multi-MiB strings. */
 const MAX_ID_LOG = 256;

@@ -24,10 +24,10 @@ import type { CriDeps } from "./deps.js";
 import { CLEANUP_TIMEOUT_MS } from "./deps.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { NS_NODE, nowNs, sandboxNameKey, type NamespaceMode, type PortMappingRecord, type SandboxRecord } from "./records.js";
+import { CRI_KIND_LABEL, NS_NODE, nowNs, sandboxNameKey, type NamespaceMode, type PortMappingRecord, type SandboxRecord } from "./records.js";
 import { writePodFiles, type DnsConfig } from "./pod-files.js";
 import { checkSysctls, pauseSpec } from "./pod-spec.js";
-import type { ContainerService } from "./ctrs.js";
+import { runtimeRefused, type ContainerService } from "./ctrs.js";
 
 export interface RunPodRequest {
   name: string;
@@ -102,7 +102,11 @@ export class PodService {
 
   async run(req: RunPodRequest, opts: { signal?: AbortSignal } = {}): Promise<string> {
     const handler = req.runtimeHandler || this.d.cfg.defaultRuntime;
-    if (!this.d.cfg.runtimes[handler]) throw invalidArgument(`runtime handler "${handler}" is not configured`);
+    if (!this.d.cfg.runtimes[handler]) {
+      // Clipped: a multi-KiB name echoed in full overflowed the grpc-message trailer (cri-fuzz).
+      const shown = handler.length > 64 ? `${handler.slice(0, 64)}…` : handler;
+      throw invalidArgument(`runtime handler "${shown}" is not configured`);
+    }
     const id = randomBytes(32).toString("hex");
     const hostNet = req.namespaces.network === NS_NODE;
     const pod: SandboxRecord = {
@@ -135,13 +139,18 @@ export class PodService {
     const undo = new UndoStack(this.d.log);
     undo.push("release name", () => this.docs.delete(id));
     try {
-      await writePodFiles(pod.podDir, { hostname: req.hostname, hostNetwork: hostNet, ...(req.dns ? { dns: req.dns } : {}) });
-      undo.push("remove pod dir", () => rm(pod.podDir, { recursive: true, force: true }));
       if (pod.netns) {
-        const network = await this.network();
         await createNetns(pod.netns.name, { signal: opts.signal });
         undo.push("remove netns", () => removeNetns(pod.netns!.name));
-        const st = await network.setUp(id, pod.netns.path, {
+      }
+      // Two independent lines of work run side by side once the netns exists: CNI wires the
+      // network inside it, while the pause container is made and started in it (shim start,
+      // pod files and snapshot themselves in parallel). Each step pushes its undo when done;
+      // both lines settle before anything is unwound.
+      const network = (async () => {
+        if (!pod.netns) return;
+        const cni = await this.network();
+        const st = await cni.setUp(id, pod.netns.path, {
           portMappings: req.portMappings.map((p) => ({
             hostPort: p.hostPort,
             containerPort: p.containerPort,
@@ -153,28 +162,48 @@ export class PodService {
         });
         undo.push("cni teardown", () => this.#tearDownNetwork(pod));
         this.docs.update(id, { networkAttached: true, ips: st.ips });
-      }
-      const { mounts, key } = await prepareImageRootfs(this.d.images, this.d.snapshotter, image.name, id, opts);
-      undo.push("remove snapshot", () => this.d.snapshotter.remove(key));
-      const spec = pauseSpec(image, pod, {
-        sysctls: req.sysctls,
-        readonlyRootfs: req.readonlyRootfs,
-        supplementalGroups: req.supplementalGroups,
-        ...(req.runAsUser !== undefined ? { runAsUser: req.runAsUser } : {}),
-        ...(req.runAsGroup !== undefined ? { runAsGroup: req.runAsGroup } : {}),
-      });
-      this.d.containers.create({ id, spec, rootfs: mounts, runtime: handler, sandboxId: id, labels: { [SNAPSHOT_LABEL]: key } });
-      undo.push("delete pause container", () => this.d.containers.delete(id));
-      await this.d.tasks.create(id, {}, opts);
-      undo.push("delete pause task", () => this.#deleteTask(id, true));
-      this.monitor.watch(id);
-      const info = await this.d.tasks.start(id, opts);
+      })();
+      const pause = (async () => {
+        const [, , rootfs] = await settleAll([
+          this.d.tasks.prepareGroup(id, handler, opts).then(() => undo.push("release shim", () => this.d.tasks.releaseGroup(id))),
+          writePodFiles(pod.podDir, { hostname: req.hostname, hostNetwork: hostNet, ...(req.dns ? { dns: req.dns } : {}) }).then(() =>
+            undo.push("remove pod dir", () => rm(pod.podDir, { recursive: true, force: true })),
+          ),
+          prepareImageRootfs(this.d.images, this.d.snapshotter, image.name, id, opts).then((r) => {
+            undo.push("remove snapshot", () => this.d.snapshotter.remove(r.key));
+            return r;
+          }),
+        ] as const);
+        const { mounts, key } = rootfs;
+        const spec = pauseSpec(image, pod, {
+          sysctls: req.sysctls,
+          readonlyRootfs: req.readonlyRootfs,
+          supplementalGroups: req.supplementalGroups,
+          ...(req.runAsUser !== undefined ? { runAsUser: req.runAsUser } : {}),
+          ...(req.runAsGroup !== undefined ? { runAsGroup: req.runAsGroup } : {}),
+        });
+        this.d.containers.create({
+          id,
+          spec,
+          rootfs: mounts,
+          runtime: handler,
+          sandboxId: id,
+          labels: { [SNAPSHOT_LABEL]: key, [CRI_KIND_LABEL]: "sandbox" },
+        });
+        undo.push("delete pause container", () => this.d.containers.delete(id));
+        await this.d.tasks.create(id, {}, opts);
+        undo.push("delete pause task", () => this.#deleteTask(id, true));
+        this.monitor.watch(id);
+        return this.d.tasks.start(id, opts);
+      })();
+      const [, info] = await settleAll([network, pause] as const);
       this.docs.update(id, { state: "ready", pid: info.pid });
       undo.clear();
       return id;
     } catch (err) {
       await undo.unwind();
-      throw err;
+      // An OCI runtime refusal (bad hostname, sysctl value, …) is FailedPrecondition, not Unknown.
+      throw runtimeRefused(err, `pod sandbox "${req.namespace}/${req.name.slice(0, 64)}" (${id})`);
     }
   }
 
@@ -195,11 +224,13 @@ export class PodService {
       const pod = this.docs.find(id);
       if (!pod) return;
       await Promise.all(this.ctrs.listByPod(id).map((c) => this.ctrs.stop(c.id, 0, opts)));
-      if (pod.pid !== 0 || pod.state === "ready") await this.#stopPause(id, opts.signal);
-      if (pod.networkAttached) {
-        await this.#tearDownNetwork(pod, opts.signal);
-        this.docs.update(id, { networkAttached: false, ips: [] });
-      }
+      // The network is torn down while the pause process dies (it needs the netns, not the process).
+      await Promise.all([
+        pod.pid !== 0 || pod.state === "ready" ? this.#stopPause(id, opts.signal) : undefined,
+        pod.networkAttached
+          ? this.#tearDownNetwork(pod, opts.signal).then(() => void this.docs.update(id, { networkAttached: false, ips: [] }))
+          : undefined,
+      ]);
       if (pod.netns) await removeNetns(pod.netns.name, { signal: opts.signal });
       this.docs.update(id, { state: "notready", pid: 0 });
     });
@@ -236,16 +267,23 @@ export class PodService {
       const cur = this.docs.find(id);
       if (!cur) return;
       for (const c of this.ctrs.listByPod(id)) await this.ctrs.remove(c.id, opts);
-      await this.#deleteTask(id, true, opts.signal);
-      try {
-        await this.d.containers.delete(id);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-      if (cur.netns) await removeNetns(cur.netns.name, { signal: opts.signal });
-      await rm(cur.podDir, { recursive: true, force: true });
+      // Gone for CRI now; the pause task, its container, netns and pod dir go in the daemon's queue.
       this.docs.delete(id);
+      void this.monitor.queue.push(id, "remove pod sandbox", () => this.purge(cur));
     });
+  }
+
+  /** What remains of a removed (or half-made) pod: pause task and container, netns, pod dir. Idempotent. */
+  async purge(pod: SandboxRecord): Promise<void> {
+    await this.#deleteTask(pod.id, true);
+    try {
+      const { snapshotRemoved } = await this.d.containers.delete(pod.id, { detachSnapshot: true });
+      snapshotRemoved.catch((err: unknown) => this.d.log.warn({ pod: pod.id, err: (err as Error).message }, "snapshot not removed (start-up retries)"));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (pod.netns) await removeNetns(pod.netns.name);
+    await rm(pod.podDir, { recursive: true, force: true });
   }
 
   async #deleteTask(id: string, force: boolean, signal?: AbortSignal): Promise<void> {
@@ -268,19 +306,20 @@ export class PodService {
 
   /** Rolls back a pod left `creating` by a crash: everything RunPodSandbox may have made. */
   async rollBack(pod: SandboxRecord): Promise<void> {
-    await this.#deleteTask(pod.id, true);
-    try {
-      await this.d.containers.delete(pod.id);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
     if (pod.netns) {
       await this.#tearDownNetwork(pod).catch((err: unknown) => this.d.log.warn({ pod: pod.id, err: (err as Error).message }, "cni teardown failed"));
-      await removeNetns(pod.netns.name);
     }
-    await rm(pod.podDir, { recursive: true, force: true });
+    await this.purge(pod);
     this.docs.delete(pod.id);
   }
+}
+
+/** Like Promise.all, but waits for every promise to settle before rejecting with the first failure. */
+async function settleAll<T extends readonly unknown[]>(ps: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** The CNI_ARGS kubelet-era runtimes send. */

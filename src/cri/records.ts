@@ -99,6 +99,12 @@ export interface ContainerRecord extends CriDoc {
   oomKilled: boolean;
 }
 
+/**
+ * Label on the core container of every CRI pod ("sandbox") and container ("container"): a core
+ * container with it but no CRI record was being removed when the daemon stopped.
+ */
+export const CRI_KIND_LABEL = "io.skiff.cri.kind";
+
 /** The name CRI reserves for a pod: name_namespace_uid_attempt (containerd's form). */
 export function sandboxNameKey(m: { name: string; namespace: string; uid: string; attempt: number }): string {
   return [m.name, m.namespace, m.uid, String(m.attempt)].join("_");

@@ -14,6 +14,7 @@ import type { CriDeps } from "./deps.js";
 import type { PodService } from "./pods.js";
 import type { ContainerService } from "./ctrs.js";
 import type { ExitMonitor } from "./exit-monitor.js";
+import { CRI_KIND_LABEL, type SandboxRecord } from "./records.js";
 
 function taskOf(d: CriDeps, id: string): TaskInfo | undefined {
   try {
@@ -84,6 +85,15 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
       await ctrs.reattachIo(c).catch((err: unknown) => log.error({ container: c.id, err: (err as Error).message }, "log re-attach failed"));
       monitor.watch(c.id);
     }
+  }
+
+  // Core containers of pods and containers removed for CRI but not yet purged.
+  for (const core of d.containers.list()) {
+    const kind = core.labels[CRI_KIND_LABEL];
+    if (!kind || pods.docs.find(core.id) || ctrs.docs.find(core.id)) continue;
+    log.warn({ id: core.id, kind }, "finishing the removal of a CRI object");
+    if (kind === "container") void monitor.queue.push(core.id, "remove container", () => ctrs.purge(core.id));
+    else void monitor.queue.push(core.id, "remove pod sandbox", () => pods.purge({ id: core.id, netns: null, podDir: path.join(d.cfg.root, "pods", core.id) } as SandboxRecord));
   }
 
   // What no record explains.

@@ -35,8 +35,14 @@ function nonNegativeSeconds(v: bigint, what: string): number {
   return Number(v > 86_400n * 365n ? 86_400n * 365n : v);
 }
 
+/** Ids are 64 hex characters; anything much longer can match nothing. */
+const MAX_ID_CHARS = 128;
+
 function needId(id: string, what: string): string {
   if (!id) throw invalidArgument(`${what}: id is empty`);
+  // Refused here, with the id clipped: echoing a multi-KiB id in NotFound messages made the
+  // grpc-message trailer too large for the HTTP/2 frame (the client saw RST_STREAM, not a status).
+  if (id.length > MAX_ID_CHARS) throw invalidArgument(`${what}: id "${id.slice(0, 64)}…" (${id.length} characters) is too long`);
   return id;
 }
 
@@ -71,8 +77,17 @@ function resolve<T extends { id: string }>(all: T[], id: string, what: string): 
 }
 
 export function runtimeServiceImpl(pods: PodService, ctrs: ContainerService): Partial<RuntimeServiceImpl> {
-  const pod = (id: string) => resolve(pods.docs.list().filter((p) => p.state !== "creating"), needId(id, "pod sandbox"), "pod sandbox");
-  const ctr = (id: string) => resolve(ctrs.list(), needId(id, "container"), "container");
+  // A full id is one indexed lookup; only a prefix lists everything.
+  const pod = (id: string) => {
+    const exact = pods.docs.find(needId(id, "pod sandbox"));
+    if (exact) return exact.state === "creating" ? undefined : exact;
+    return resolve(pods.docs.list().filter((p) => p.state !== "creating"), id, "pod sandbox");
+  };
+  const ctr = (id: string) => {
+    const exact = ctrs.docs.find(needId(id, "container"));
+    if (exact) return exact.incomplete ? undefined : exact;
+    return resolve(ctrs.list(), id, "container");
+  };
   const podId = (id: string) => pod(id)?.id ?? id;
   const ctrId = (id: string) => ctr(id)?.id ?? id;
   return {

@@ -12,6 +12,8 @@ import { recoverCri } from "./recover.js";
 import { runtimeServiceImpl } from "./runtime-rpcs.js";
 import type { RuntimeServiceImpl } from "./server.js";
 
+const DRAIN_MS = 10_000;
+
 export class CriRuntime {
   readonly monitor: ExitMonitor;
   readonly pods: PodService;
@@ -44,6 +46,8 @@ export class CriRuntime {
   }
 
   async close(): Promise<void> {
+    // Removals and exit handling already accepted finish first (bounded; recovery redoes the rest).
+    await this.monitor.queue.drain(DRAIN_MS);
     this.monitor.close();
     await this.ctrs.close();
   }

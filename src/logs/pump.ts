@@ -27,7 +27,7 @@
 import { lstat, mkdir } from "node:fs/promises";
 import type * as net from "node:net";
 import * as path from "node:path";
-import { mkfifo, openFifoReader } from "../runtime/fifo.js";
+import { mkfifos, openFifoReader } from "../runtime/fifo.js";
 import { SkiffError, ErrorCode } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { CriLogWriter, LogStream } from "./writer.js";
@@ -55,14 +55,16 @@ export function logFifoPaths(dir: string, id: string): LogFifos {
 export async function createLogFifos(dir: string, id: string): Promise<LogFifos> {
   const paths = logFifoPaths(dir, id);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  const missing: string[] = [];
   for (const p of [paths.stdout, paths.stderr]) {
     const st = await lstat(p).catch((e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") return undefined;
       throw e;
     });
-    if (st === undefined) await mkfifo(p);
+    if (st === undefined) missing.push(p);
     else if (!st.isFIFO()) throw new SkiffError(ErrorCode.AlreadyExists, `${p} exists and is not a FIFO`);
   }
+  await mkfifos(missing);
   return paths;
 }
 

@@ -295,6 +295,20 @@ export class TasksService {
     return { task, shim };
   }
 
+  /**
+   * Starts (or reconnects) the shim of `group` ahead of its first task, so that its start can
+   * overlap other work (CNI set-up, snapshots). Undo with `releaseGroup` if no task follows.
+   */
+  async prepareGroup(group: string, runtime: string, opts: CallOpts = {}): Promise<void> {
+    validateId(group, "group");
+    await this.shims.ensure(group, runtime, opts);
+  }
+
+  /** Shuts the group's shim down unless a task uses it (the undo of `prepareGroup`). */
+  releaseGroup(group: string): Promise<void> {
+    return this.releaseShimIfUnused(group);
+  }
+
   private async releaseShimIfUnused(shimId: string): Promise<void> {
     const users = this.meta.tasks.list({ shimId }).filter((t) => t.deletedAt === null);
     if (users.length > 0) return;

@@ -61,11 +61,12 @@ test("seed scenario via CRI: exit 3 under a 15 s umount2 stall", { timeout: 120_
   assert.ok(lagMs < 1000, `EXITED visible ${lagMs} ms after the exit`);
 
   // The container's teardown is stuck in the shim's umount2; the pod still stops and goes away.
-  const t0 = Date.now();
   await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
-  // Remove waits for the container's teardown, so this shows the stall was really injected.
-  assert.ok(Date.now() - t0 > 5000, `stop+remove took ${Date.now() - t0} ms: was the umount2 stall injected?`);
+  // Both return at once (removal is daemon work); the stalled teardown keeps the shim a while,
+  // which shows the stall was really injected.
+  await sleep(2000);
+  assert.ok(await isAlive(shim.pid!), "the shim is still busy in the stalled umount2 (was it injected?)");
   assert.equal((await call(runtime, "ListPodSandbox", {})).items.length, 0);
 
   const deadline = seenAt + 30_000;
