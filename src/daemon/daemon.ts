@@ -29,6 +29,8 @@ import { buildBuiltinImages } from "../images/builtin.js";
 import { openSnapshotter } from "./snapshotter.js";
 import { CriServer } from "../cri/server.js";
 import { CriRuntime } from "../cri/runtime.js";
+import { imageServiceImpl } from "../cri/image-rpcs.js";
+import type { Credentials } from "../registry/hosts.js";
 import { installDefaultConflist } from "../cni/config.js";
 
 export interface DaemonOptions {
@@ -154,7 +156,12 @@ export class Daemon {
           });
           await this.cri.start();
           this.criServer = new CriServer({ socket: cfg.socket, runtime: this.cri.service(),
-            image: {}, log: log.child({ c: "cri" }) });
+            image: imageServiceImpl({
+              images: this.images,
+              pull: (ref, o) => this.pullImage(ref, o),
+              collectGarbage: () => this.collectGarbage(),
+              log,
+            }), log: log.child({ c: "cri" }) });
           await this.criServer.listen();
         },
         close: async () => {
@@ -182,14 +189,15 @@ export class Daemon {
   }
 
   /** Pulls `ref` from its registry (settings from `[registry]`) and records it in the image store. */
-  pullImage(ref: string, opts: { signal?: AbortSignal; onProgress?: (p: Progress) => void } = {}): Promise<ImageRecord> {
+  pullImage(ref: string, opts: { signal?: AbortSignal; onProgress?: (p: Progress) => void; auth?: Credentials } = {}): Promise<ImageRecord> {
+    const { auth, ...rest } = opts;
     return pullImage(ref, {
       content: this.content,
       images: this.meta.images,
-      hosts: this.registryHosts,
+      hosts: auth ? this.registryHosts.withCredentials(auth) : this.registryHosts,
       stallTimeoutMs: this.cfg.registry.stallTimeoutMs,
       concurrency: this.cfg.registry.concurrency,
-      ...opts,
+      ...rest,
     });
   }
 

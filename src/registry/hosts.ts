@@ -129,6 +129,8 @@ export function registryHost(domain: string): string {
 export class RegistryHosts {
   readonly #configs = new Map<string, RegistryHostConfig>();
   readonly #cas = new Map<string, string>();
+  /** Credentials of one request (CRI AuthConfig) for the upstream registry; mirrors keep theirs. */
+  #requestAuth: Credentials | undefined;
 
   constructor(configs: RegistryHostConfig[] = []) {
     for (const c of configs) {
@@ -136,6 +138,13 @@ export class RegistryHosts {
       if (this.#configs.has(c.host)) throw invalidArgument(`registry host config: ${c.host} given twice`);
       this.#configs.set(c.host, c);
     }
+  }
+
+  /** These hosts, with `auth` used for the upstream registry instead of the configured one. */
+  withCredentials(auth: Credentials): RegistryHosts {
+    const view = new RegistryHosts([...this.#configs.values()]);
+    view.#requestAuth = auth;
+    return view;
   }
 
   config(host: string): RegistryHostConfig | undefined {
@@ -148,7 +157,9 @@ export class RegistryHosts {
     const cfg = this.#configs.get(domain) ?? this.#configs.get(upstreamHost);
     const out: Endpoint[] = [];
     for (const m of cfg?.mirrors ?? []) out.push(this.#endpoint(m, this.#configs.get(m), true));
-    out.push(this.#endpoint(upstreamHost, cfg, false));
+    const upstream = this.#endpoint(upstreamHost, cfg, false);
+    if (this.#requestAuth) upstream.auth = this.#requestAuth;
+    out.push(upstream);
     return out;
   }
 
