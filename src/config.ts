@@ -94,7 +94,8 @@ export function defaultConfig(): Config {
     builtinImages: true,
     pauseBinary: path.join(PACKAGE_ROOT, "dist", "native", "pause"),
     registry: { stallTimeoutMs: 60_000, concurrency: 3, hosts: [] },
-    cri: { sandboxImage: "registry.k8s.io/pause:3.9", execSyncMaxOutputBytes: 16 * 1024 * 1024 },
+    // Both streams together must fit kubelet's 16 MiB message: 8 MiB each, less room for framing.
+    cri: { sandboxImage: "registry.k8s.io/pause:3.9", execSyncMaxOutputBytes: 8 * 1024 * 1024 - 64 * 1024 },
     cni: {
       confDir: "/etc/cni/net.d",
       binDirs: ["/usr/lib/cni", "/opt/cni/bin"],

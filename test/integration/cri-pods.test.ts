@@ -85,6 +85,16 @@ test("CRI pod and container lifecycle end to end", { timeout: 120_000 }, async (
   assert.equal(e1.stdout.toString(), "hi\n");
   assert.equal(e1.stderr.toString(), "there\n");
   assert.equal(e1.exit_code, 0);
+  // Output past the cap is dropped (and drained, so the command finishes); both streams at the
+  // cap still fit one 16 MiB message.
+  const cap = env.cfg.cri.execSyncMaxOutputBytes;
+  const big = await call(runtime, "ExecSync", {
+    container_id: c2,
+    cmd: ["sh", "-c", `head -c ${cap + 100000} /dev/zero; head -c ${cap + 5} /dev/zero >&2; exit 4`],
+  });
+  assert.equal(big.stdout.length, cap);
+  assert.equal(big.stderr.length, cap);
+  assert.equal(big.exit_code, 4);
   const e2 = await call(runtime, "ExecSync", { container_id: c2, cmd: ["sh", "-c", "exit 5"] });
   assert.equal(e2.exit_code, 5);
   const t0 = Date.now();
