@@ -1,0 +1,115 @@
+/**
+ * Pod networking through CRI, on addresses inside this machine only: each pod gets an IP on the
+ * test's bridge, two pods reach each other, a hostPort mapping reaches a server in a pod, a host
+ * network pod shares the host's network and hostname, and the DNS config and hostname show in the
+ * container. Afterwards no netns, iptables rule or shim of the test is left.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import * as http from "node:http";
+import { hostname as hostHostname } from "node:os";
+import * as path from "node:path";
+import { makeEnv, cleanupEnv, startDaemon } from "./harness.js";
+import { call, criClients } from "./cri-client.js";
+import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { freePort } from "../../src/registry/testing/fixtures.js";
+import { runChecked } from "../../src/util/exec.js";
+import { listNetns } from "../../src/cni/netns.js";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function httpGet(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: 3000 }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+  });
+}
+
+test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname", { timeout: 120_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const d = await startDaemon(env);
+  const { runtime, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir);
+  const hostPort = await freePort();
+  const pods: string[] = [];
+  const run = async (name: string, extra: object) => {
+    const cfg = podConfig(name, logDir, extra);
+    const id = (await call(runtime, "RunPodSandbox", { config: cfg })).pod_sandbox_id;
+    pods.push(id);
+    return { id, cfg };
+  };
+  const start = async (pod: { id: string; cfg: object }, name: string, script: string) => {
+    const c = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod.id, config: ctrConfig(name, ["sh", "-c", script]), sandbox_config: pod.cfg })).container_id;
+    await call(runtime, "StartContainer", { container_id: c });
+    await waitState(runtime, c, "CONTAINER_RUNNING");
+    return c;
+  };
+  const exec = async (c: string, cmd: string[]) => {
+    const r = await call(runtime, "ExecSync", { container_id: c, cmd, timeout: 10 });
+    return { out: r.stdout.toString(), err: r.stderr.toString(), code: r.exit_code };
+  };
+
+  const a = await run("net-a", {
+    dns_config: { servers: ["10.96.0.10"], searches: ["default.svc.cluster.local", "svc.cluster.local"], options: ["ndots:5"] },
+    port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" }],
+  });
+  const b = await run("net-b", {});
+  const ipOf = async (id: string) => (await call(runtime, "PodSandboxStatus", { pod_sandbox_id: id })).status.network.ip as string;
+  const [ipA, ipB] = [await ipOf(a.id), await ipOf(b.id)];
+  const prefix = env.cfg.cni.defaultSubnet.split(".").slice(0, 3).join(".") + ".";
+  assert.ok(ipA.startsWith(prefix) && ipB.startsWith(prefix) && ipA !== ipB, `pod IPs ${ipA} ${ipB} in ${env.cfg.cni.defaultSubnet}`);
+
+  const server = await start(a, "web", "mkdir -p /www && echo hello-from-a > /www/index.html && exec httpd -f -p 8080 -h /www");
+  const client = await start(b, "client", "exec sleep 3600");
+  // The server needs a moment to listen.
+  let fetched = "";
+  for (let i = 0; i < 50 && !fetched.includes("hello-from-a"); i++) {
+    fetched = (await exec(client, ["wget", "-q", "-O", "-", `http://${ipA}:8080/`])).out;
+    if (!fetched) await sleep(100);
+  }
+  assert.equal(fetched, "hello-from-a\n", "pod B reaches pod A by its IP");
+  assert.equal((await exec(server, ["ip", "-4", "-o", "addr", "show", "eth0"])).out.includes(`inet ${ipA}/`), true, "eth0 carries the pod IP");
+
+  // hostPort: through the host's own address on the bridge (the gateway) and the published port.
+  const gateway = `${prefix}1`;
+  assert.equal(await httpGet(`http://${gateway}:${hostPort}/`), "hello-from-a\n", "hostPort reaches the pod's server");
+
+  // DNS config and hostname inside the container.
+  const resolv = (await exec(server, ["cat", "/etc/resolv.conf"])).out;
+  assert.match(resolv, /^search default\.svc\.cluster\.local svc\.cluster\.local$/m);
+  assert.match(resolv, /^nameserver 10\.96\.0\.10$/m);
+  assert.match(resolv, /^options ndots:5$/m);
+  assert.equal((await exec(server, ["hostname"])).out, "net-a\n");
+  assert.equal((await exec(server, ["cat", "/etc/hostname"])).out, "net-a\n");
+
+  // Host network: no pod IP, the host's hostname and interfaces.
+  const h = await run("net-host", { linux: { security_context: { namespace_options: { network: "NODE" } } } });
+  assert.equal(await ipOf(h.id), "");
+  const hc = await start(h, "h", "exec sleep 3600");
+  assert.equal((await exec(hc, ["hostname"])).out, `${hostHostname()}\n`);
+  assert.match((await exec(hc, ["ip", "-o", "link"])).out, new RegExp(env.cfg.cni.defaultBridge), "sees the host's bridge");
+
+  for (const id of pods) {
+    await call(runtime, "StopPodSandbox", { pod_sandbox_id: id });
+    await call(runtime, "RemovePodSandbox", { pod_sandbox_id: id });
+  }
+  const end = Date.now() + 15_000;
+  while (d.meta.shims.list().length > 0 && Date.now() < end) await sleep(100);
+  assert.deepEqual(d.meta.shims.list(), []);
+  assert.ok(!(await listNetns()).some((n) => n.includes(env.cfg.namespace)), "no netns left");
+  const rules = (await runChecked("iptables-save", [])).stdout.toString();
+  for (const id of pods) assert.ok(!rules.includes(id), `no iptables rule of pod ${id.slice(0, 12)} left`);
+  assert.ok(!rules.includes(`dport ${hostPort}`) && !rules.includes(`:${hostPort}`), "the hostPort rule is gone");
+});
