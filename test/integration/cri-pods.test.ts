@@ -144,3 +144,41 @@ test("CRI pod and container lifecycle end to end", { timeout: 120_000 }, async (
   while (d.meta.shims.list().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(d.meta.shims.list(), []);
 });
+
+test("ReopenContainerLog: after a rotation the output goes to the new file, nothing lost", { timeout: 60_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const d = await startDaemon(env);
+  const { runtime, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir);
+  const cfg = podConfig("rot", logDir);
+  const pod = (await call(runtime, "RunPodSandbox", { config: cfg })).pod_sandbox_id;
+  const c = (
+    await call(runtime, "CreateContainer", {
+      pod_sandbox_id: pod,
+      config: ctrConfig("ticker", ["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done"]),
+      sandbox_config: cfg,
+    })
+  ).container_id;
+  await call(runtime, "StartContainer", { container_id: c });
+  const file = path.join(logDir, "ticker.log");
+  await new Promise((r) => setTimeout(r, 500));
+  const { rename } = await import("node:fs/promises");
+  await rename(file, `${file}.1`); // what kubelet's log rotation does before asking to reopen
+  await call(runtime, "ReopenContainerLog", { container_id: c });
+  await new Promise((r) => setTimeout(r, 500));
+  await call(runtime, "StopContainer", { container_id: c, timeout: 0 });
+  const ticks = (text: string) => text.trim().split("\n").map((l) => Number(/stdout F tick (\d+)$/.exec(l)?.[1]));
+  const before = ticks(await readFile(`${file}.1`, "utf8"));
+  const after = ticks(await readFile(file, "utf8"));
+  assert.ok(before.length > 3 && after.length > 3, `${before.length} lines before, ${after.length} after the reopen`);
+  assert.deepEqual([...before, ...after], [...before, ...after].map((_, i) => i), "consecutive across the two files");
+  await rejectsWith(call(runtime, "ReopenContainerLog", { container_id: c }), grpc.status.FAILED_PRECONDITION, new RegExp(c));
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+});
