@@ -22,13 +22,18 @@ BUILD_STAMP := dist/.build-stamp
 setup:
 	@scripts/setup.sh
 
-## build: compile src/ into dist/ when a source changed, and the static pause program
+## build: compile src/ into dist/ when a source changed, the static pause program and the spawner
 PAUSE_BIN := dist/native/pause
-build: $(BUILD_STAMP) $(PAUSE_BIN)
+SPAWNER_BIN := dist/native/skiff-spawner
+build: $(BUILD_STAMP) $(PAUSE_BIN) $(SPAWNER_BIN)
 
 $(PAUSE_BIN): native/pause.c | setup
 	@mkdir -p $(dir $@)
 	gcc -Os -static -Wall -Wextra -o $@ native/pause.c
+
+$(SPAWNER_BIN): native/spawner.c | setup
+	@mkdir -p $(dir $@)
+	gcc -O2 -Wall -Wextra -Werror -o $@ native/spawner.c
 
 # The stamp is only written when tsc succeeds, so a failed build is retried next time.
 # setup is order-only: it runs first but does not force a rebuild by itself.

@@ -171,7 +171,7 @@ async function skiffTarget(): Promise<{ target: Target; env: Env }> {
   const env = await makeEnv("skiff-bench-");
   env.cfg.builtinImages = true;
   env.cfg.timeouts = { shimCallMs: 10_000, shimStartMs: 10_000, shimExitMs: 5000 };
-  const child = await spawnDaemon(env);
+  const child = await spawnDaemon(env, { built: true }); // what `make run` starts (make bench builds)
   const logDir = path.join(env.dir, "logs");
   await mkdir(logDir, { recursive: true });
   return { env, target: { name: "skiff", socket: env.cfg.socket, pid: child.pid!, logDir, stop: () => stopDaemon(child) } };

@@ -47,6 +47,8 @@ export interface Config {
   builtinImages: boolean;
   /** The static pause program the built-in pause image is made from (built by `make build`). */
   pauseBinary: string;
+  /** The helper that runs commands for the daemon (built by `make build`); "" = Node's spawn. */
+  spawnerBinary: string;
   registry: {
     /** A blob download receiving no bytes for this long fails the pull (DeadlineExceeded). */
     stallTimeoutMs: number;
@@ -93,6 +95,7 @@ export function defaultConfig(): Config {
     snapshotter: "overlayfs",
     builtinImages: true,
     pauseBinary: path.join(PACKAGE_ROOT, "dist", "native", "pause"),
+    spawnerBinary: path.join(PACKAGE_ROOT, "dist", "native", "skiff-spawner"),
     registry: { stallTimeoutMs: 60_000, concurrency: 3, hosts: [] },
     // Both streams together must fit kubelet's 16 MiB message: 8 MiB each, less room for framing.
     cri: { sandboxImage: "registry.k8s.io/pause:3.9", execSyncMaxOutputBytes: 8 * 1024 * 1024 - 64 * 1024 },
@@ -132,6 +135,7 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     "snapshotter",
     "builtin_images",
     "pause_binary",
+    "spawner_binary",
     "registry",
     "cri",
     "cni",
@@ -147,6 +151,7 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
   cfg.logLevel = pick(doc, "log_level", "string", cfg.logLevel, "");
   cfg.snapshotter = pick(doc, "snapshotter", "string", cfg.snapshotter, "");
   cfg.pauseBinary = pick(doc, "pause_binary", "string", cfg.pauseBinary, "");
+  cfg.spawnerBinary = pick(doc, "spawner_binary", "string", cfg.spawnerBinary, "");
   if (doc.builtin_images !== undefined) {
     if (typeof doc.builtin_images !== "boolean") throw invalidArgument("config: builtin_images must be a boolean");
     cfg.builtinImages = doc.builtin_images;

@@ -6,6 +6,7 @@
  * grandchildren that still hold the pipes.
  */
 import { spawn } from "node:child_process";
+import { activeSpawner, type Spawner } from "../util/spawner.js";
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import * as path from "node:path";
@@ -62,6 +63,8 @@ interface Exit {
 }
 
 function spawnBounded(file: string, env: NodeJS.ProcessEnv, input: string, signal: AbortSignal): Promise<Exit> {
+  const sp = activeSpawner();
+  if (sp) return spawnVia(sp, file, env, input, signal);
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason);
@@ -108,6 +111,29 @@ function spawnBounded(file: string, env: NodeJS.ProcessEnv, input: string, signa
     });
     child.stdin.on("error", () => {}); // the plugin may exit without reading its input
     child.stdin.end(input);
+  });
+}
+
+/** spawnBounded through skiff-spawner: own session, the group killed on abort. */
+function spawnVia(sp: Spawner, file: string, env: NodeJS.ProcessEnv, input: string, signal: AbortSignal): Promise<Exit> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  const h = sp.run({ file, args: [], env, input, maxOutput: 16 << 20, session: true });
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      h.kill("SIGKILL");
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    h.done.then(
+      (r) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve({ code: r.code, sig: r.signal, stdout: r.stdout.toString(), stderr: r.stderr.subarray(0, 64 << 10).toString() });
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
   });
 }
 

@@ -29,6 +29,7 @@ import { buildBuiltinImages } from "../images/builtin.js";
 import { openSnapshotter } from "./snapshotter.js";
 import { CriServer } from "../cri/server.js";
 import { CriRuntime } from "../cri/runtime.js";
+import { activeSpawner, Spawner, useSpawner } from "../util/spawner.js";
 import { imageServiceImpl } from "../cri/image-rpcs.js";
 import type { Credentials } from "../registry/hosts.js";
 import { installDefaultConflist } from "../cni/config.js";
@@ -53,6 +54,7 @@ export class Daemon {
   private criServer: CriServer | undefined;
   private unsubscribeExits: (() => void) | undefined;
   private unsubscribeOom: (() => void) | undefined;
+  private spawner: Spawner | undefined;
   cri!: CriRuntime;
 
   constructor(
@@ -66,6 +68,23 @@ export class Daemon {
   async start(): Promise<void> {
     const { cfg, log } = this;
     await this.lifecycle.startAll([
+      {
+        // First, while the daemon is small: every later command is forked by this helper.
+        name: "spawner",
+        start: async () => {
+          if (!cfg.spawnerBinary) return;
+          try {
+            this.spawner = await Spawner.start(cfg.spawnerBinary);
+            useSpawner(this.spawner);
+          } catch (err) {
+            log.warn({ spawner: cfg.spawnerBinary, err: (err as Error).message }, "skiff-spawner not started (run `make build`); using Node's spawn");
+          }
+        },
+        close: async () => {
+          if (activeSpawner() === this.spawner) useSpawner(undefined);
+          await this.spawner?.close();
+        },
+      },
       {
         name: "metadata",
         start: async () => {

@@ -5,6 +5,7 @@
 import { spawn } from "node:child_process";
 import { abortError } from "./signal.js";
 import { internal } from "../errors.js";
+import { activeSpawner, type Spawner } from "./spawner.js";
 
 export interface RunOptions {
   cwd?: string;
@@ -25,6 +26,8 @@ export interface RunResult {
 
 export function run(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const max = opts.maxOutput ?? 4 << 20;
+  const sp = activeSpawner();
+  if (sp) return runVia(sp, file, args, opts, max);
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(abortError(opts.signal, file));
@@ -60,6 +63,21 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
     child.stdin.on("error", () => {}); // the child may exit without reading its input
     child.stdin.end(opts.input ?? "");
   });
+}
+
+/** run() through skiff-spawner (see util/spawner.ts): same results, no fork of the daemon. */
+async function runVia(sp: Spawner, file: string, args: string[], opts: RunOptions, max: number): Promise<RunResult> {
+  if (opts.signal?.aborted) throw abortError(opts.signal, file);
+  const h = sp.run({ file, args, env: opts.env ?? process.env, cwd: opts.cwd, input: opts.input, maxOutput: max });
+  const onAbort = () => h.kill("SIGKILL");
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    const r = await h.done;
+    if (opts.signal?.aborted) throw abortError(opts.signal, file);
+    return r;
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Like run(), but a non-zero exit is an error carrying the command's stderr. */

@@ -152,6 +152,7 @@ export async function writeConfig(env: Env): Promise<string> {
     `namespace = ${JSON.stringify(c.namespace)}`,
     `builtin_images = ${c.builtinImages}`,
     `pause_binary = ${JSON.stringify(c.pauseBinary)}`,
+    `spawner_binary = ${JSON.stringify(c.spawnerBinary)}`,
     `[timeouts]`,
     `shim_call_ms = ${c.timeouts.shimCallMs}`,
     `shim_start_ms = ${c.timeouts.shimStartMs}`,
@@ -189,12 +190,15 @@ export async function writeConfig(env: Env): Promise<string> {
 }
 
 /** Runs skiffd as a separate process (so a test can SIGKILL it); resolves once it serves. */
-export async function spawnDaemon(env: Env): Promise<import("node:child_process").ChildProcess> {
+export async function spawnDaemon(env: Env, opts: { built?: boolean } = {}): Promise<import("node:child_process").ChildProcess> {
   const { spawn } = await import("node:child_process");
   const { DebugClient } = await import("../../src/daemon/debug-client.js");
   const file = await writeConfig(env);
-  const entry = path.resolve(import.meta.dirname, "../../src/cmd/skiffd.ts");
-  const child = spawn(process.execPath, ["--import", "tsx", entry, "--config", file], {
+  // built: the compiled daemon `make run` starts (benchmarks); otherwise the sources through tsx.
+  const entry = opts.built
+    ? [path.resolve(import.meta.dirname, "../../dist/cmd/skiffd.js")]
+    : ["--import", "tsx", path.resolve(import.meta.dirname, "../../src/cmd/skiffd.ts")];
+  const child = spawn(process.execPath, [...entry, "--config", file], {
     stdio: ["ignore", "ignore", process.env.SKIFF_TEST_LOG ? "inherit" : "ignore"],
     env: { ...process.env, SKIFF_LOG_LEVEL: process.env.SKIFF_TEST_LOG ?? "warn" },
   });
