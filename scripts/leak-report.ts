@@ -1,5 +1,5 @@
 /**
- * Prints what skiff could leak on this host: `shims=N mounts=N netns=N runc=N`.
+ * Prints what skiff could leak on this host: `shims=N mounts=N netns=N runc=N cni-rules=N`.
  *
  *   node --import tsx scripts/leak-report.ts [--save FILE] [--since FILE]
  *

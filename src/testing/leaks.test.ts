@@ -60,7 +60,7 @@ test("diffSnapshots reports only what is new in the second snapshot", () => {
       err.message.includes("runc container c1 in /r2"),
   );
   assert.doesNotThrow(() => assertNoLeaks(after, after));
-  assert.equal(formatCounts(after), "shims=2 mounts=2 netns=2 runc=2");
+  assert.equal(formatCounts(after), "shims=2 mounts=2 netns=2 runc=2 cni-rules=0");
 });
 
 test("snapshotHost returns JSON-serializable data", async () => {

@@ -58,6 +58,8 @@ export interface HostSnapshot {
   netns: string[];
   /** Containers of every runc root under /run/containerd/runc/ plus the extra `runcRoots`. */
   runcContainers: RuncContainer[];
+  /** nat rules a CNI plugin made for a pod (their comment names the network and the pod id). */
+  cniRules?: string[];
 }
 
 export interface SnapshotOptions {
@@ -72,6 +74,7 @@ export interface LeakDiff {
   newMounts: MountEntry[];
   newNetns: string[];
   newRuncContainers: RuncContainer[];
+  newCniRules: string[];
 }
 
 /** Thrown by assertNoLeaks; `diff` holds every leftover. */
@@ -92,13 +95,14 @@ export function defaultMountPrefixes(): string[] {
 
 export async function snapshotHost(opts: SnapshotOptions = {}): Promise<HostSnapshot> {
   const mountPrefixes = [...(opts.mountPrefixes ?? defaultMountPrefixes())];
-  const [shims, mounts, netns, runcContainers] = await Promise.all([
+  const [shims, mounts, netns, runcContainers, cniRules] = await Promise.all([
     listShims(),
     mountsUnder(mountPrefixes),
     listNetns(),
     listRuncContainers(opts.runcRoots ?? []),
+    listCniRules(),
   ]);
-  return { takenAt: new Date().toISOString(), mountPrefixes, shims, mounts, netns, runcContainers };
+  return { takenAt: new Date().toISOString(), mountPrefixes, shims, mounts, netns, runcContainers, cniRules };
 }
 
 /** What is in `after` and was not in `before`. */
@@ -107,11 +111,13 @@ export function diffSnapshots(before: HostSnapshot, after: HostSnapshot): LeakDi
   const mountIds = new Set(before.mounts.map((m) => m.id));
   const netns = new Set(before.netns);
   const runc = new Set(before.runcContainers.map(runcKey));
+  const rules = new Set(before.cniRules ?? []);
   return {
     newShimPids: after.shims.filter((s) => !shimPids.has(s.pid)).map((s) => s.pid),
     newMounts: after.mounts.filter((m) => !mountIds.has(m.id)),
     newNetns: after.netns.filter((n) => !netns.has(n)),
     newRuncContainers: after.runcContainers.filter((c) => !runc.has(runcKey(c))),
+    newCniRules: (after.cniRules ?? []).filter((r) => !rules.has(r)),
   };
 }
 
@@ -120,7 +126,8 @@ export function isEmptyDiff(diff: LeakDiff): boolean {
     diff.newShimPids.length === 0 &&
     diff.newMounts.length === 0 &&
     diff.newNetns.length === 0 &&
-    diff.newRuncContainers.length === 0
+    diff.newRuncContainers.length === 0 &&
+    diff.newCniRules.length === 0
   );
 }
 
@@ -136,6 +143,7 @@ export function formatLeaks(diff: LeakDiff, after: HostSnapshot): string {
     lines.push(`  mount ${m.mountPoint} (${m.fsType} from ${m.source}${m.root === "/" ? "" : ` root ${m.root}`})`);
   }
   for (const n of diff.newNetns) lines.push(`  netns ${n}`);
+  for (const r of diff.newCniRules) lines.push(`  iptables nat ${r}`);
   for (const c of diff.newRuncContainers) {
     lines.push(`  runc container ${c.id} in ${c.runcRoot}: ${c.status}, pid ${c.pid}, bundle ${c.bundle}`);
   }
@@ -148,16 +156,17 @@ export function assertNoLeaks(before: HostSnapshot, after: HostSnapshot): void {
   if (isEmptyDiff(diff)) return;
   const counts =
     `${diff.newShimPids.length} shim(s), ${diff.newMounts.length} mount(s), ` +
-    `${diff.newNetns.length} netns, ${diff.newRuncContainers.length} runc container(s)`;
+    `${diff.newNetns.length} netns, ${diff.newRuncContainers.length} runc container(s), ${diff.newCniRules.length} CNI rule(s)`;
   throw new HostLeakError(`left behind ${counts}:\n${formatLeaks(diff, after)}`, diff);
 }
 
-/** `shims=N mounts=N netns=N runc=N`, as printed by scripts/leak-report.ts. */
+/** `shims=N mounts=N netns=N runc=N cni-rules=N`, as printed by scripts/leak-report.ts. */
 export function formatCounts(s: HostSnapshot): string {
-  return `shims=${s.shims.length} mounts=${s.mounts.length} netns=${s.netns.length} runc=${s.runcContainers.length}`;
+  return `shims=${s.shims.length} mounts=${s.mounts.length} netns=${s.netns.length} runc=${s.runcContainers.length} cni-rules=${s.cniRules?.length ?? 0}`;
 }
 
 // ---- collectors -----------------------------------------------------------------------------
+
 
 /** Live containerd-shim-runc-v2 processes, found through /proc/PID/cmdline. */
 export async function listShims(): Promise<ShimProcess[]> {
@@ -252,4 +261,15 @@ async function listRuncRoot(runcRoot: string): Promise<RuncContainer[]> {
 
 function runcKey(c: RuncContainer): string {
   return `${c.runcRoot}\0${c.id}`;
+}
+
+/** nat rules whose comment carries a CNI pod attachment (`name: "NET" id: "ID"`). */
+export async function listCniRules(): Promise<string[]> {
+  let out: string;
+  try {
+    out = (await promisify(execFile)("iptables-save", ["-t", "nat"], { maxBuffer: 64 << 20 })).stdout;
+  } catch {
+    return [];
+  }
+  return out.split("\n").filter((l) => l.startsWith("-A ") && l.includes(String.raw`--comment "name: \"`) && l.includes(String.raw`\" id: \"`));
 }

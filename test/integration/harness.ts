@@ -117,6 +117,7 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
       await removeNetns(ns).catch(() => {});
     }
   }
+  for (const rule of await removeCniRulesOf(`skn-${env.cfg.namespace.slice(-8)}`)) leftovers.push(`iptables ${rule}`);
   await run("ip", ["link", "del", env.cfg.cni.defaultBridge]);
   const mounts = await mountsUnder(env.dir);
   if (mounts.length) {
@@ -125,6 +126,21 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
   }
   await rm(env.dir, { recursive: true, force: true });
   return leftovers;
+}
+
+/**
+ * Removes the nat rules and chains the CNI plugins made for network `name` (pods whose network
+ * was never torn down, e.g. after a failed test) and returns the removed rules.
+ */
+export async function removeCniRulesOf(name: string): Promise<string[]> {
+  const text = (await run("iptables-save", ["-t", "nat"])).stdout.toString();
+  const mark = String.raw`name: \"` + name + String.raw`\"`; // iptables-save escapes the comment's quotes
+  const rules = text.split("\n").filter((l) => l.startsWith("-A ") && l.includes(mark));
+  if (rules.length === 0) return [];
+  const chains = new Set(rules.map((r) => r.split(" ")[1]!).filter((c) => c.startsWith("CNI-") && !c.startsWith("CNI-HOSTPORT")));
+  const script = ["*nat", ...rules.filter((r) => !chains.has(r.split(" ")[1]!)).map((r) => r.replace(/^-A /, "-D ")), ...[...chains].flatMap((c) => [`-F ${c}`, `-X ${c}`]), "COMMIT", ""];
+  await run("iptables-restore", ["--noflush"], { input: script.join("\n") });
+  return rules;
 }
 
 /** Pids of live shim processes started with `-namespace NS`. */
