@@ -8,16 +8,38 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import * as http from "node:http";
-import { hostname as hostHostname } from "node:os";
+import * as net from "node:net";
+import { hostname as hostHostname, networkInterfaces } from "node:os";
 import * as path from "node:path";
 import { makeEnv, cleanupEnv, startDaemon } from "./harness.js";
 import { call, criClients } from "./cri-client.js";
 import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
-import { freePort } from "../../src/registry/testing/fixtures.js";
 import { runChecked } from "../../src/util/exec.js";
 import { listNetns } from "../../src/cni/netns.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port in 20000-32767 (below the ephemeral range, so no outgoing socket takes it). */
+async function freeHostPort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    const srv = net.createServer();
+    const ok = await new Promise<boolean>((r) => srv.once("error", () => r(false)).listen(port, "0.0.0.0", () => r(true)));
+    if (ok) {
+      await new Promise((r) => srv.close(r));
+      return port;
+    }
+  }
+}
+
+/** The host's first non-loopback IPv4 address (not one of the test's bridge). */
+function primaryAddress(exclude: string): string | undefined {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (name === exclude) continue;
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return undefined;
+}
 
 function httpGet(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -42,7 +64,9 @@ test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname"
   });
   const logDir = path.join(env.dir, "logs");
   await mkdir(logDir);
-  const hostPort = await freePort();
+  const hostPort = await freeHostPort();
+  let localPort = await freeHostPort();
+  while (localPort === hostPort) localPort = await freeHostPort();
   const pods: string[] = [];
   const run = async (name: string, extra: object) => {
     const cfg = podConfig(name, logDir, extra);
@@ -66,6 +90,8 @@ test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname"
     port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: hostPort, host_ip: "" }],
   });
   const b = await run("net-b", {});
+  // A mapping bound to 127.0.0.1 only (portmap sets route_localnet on the bridge for it).
+  const l = await run("net-local", { port_mappings: [{ protocol: "TCP", container_port: 8080, host_port: localPort, host_ip: "127.0.0.1" }] });
   const ipOf = async (id: string) => (await call(runtime, "PodSandboxStatus", { pod_sandbox_id: id })).status.network.ip as string;
   const [ipA, ipB] = [await ipOf(a.id), await ipOf(b.id)];
   const prefix = env.cfg.cni.defaultSubnet.split(".").slice(0, 3).join(".") + ".";
@@ -85,6 +111,15 @@ test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname"
   // hostPort: through the host's own address on the bridge (the gateway) and the published port.
   const gateway = `${prefix}1`;
   assert.equal(await httpGet(`http://${gateway}:${hostPort}/`), "hello-from-a\n", "hostPort reaches the pod's server");
+  assert.equal(await httpGet(`http://127.0.0.1:${hostPort}/`), "hello-from-a\n", "hostPort through 127.0.0.1");
+  const primary = primaryAddress(env.cfg.cni.defaultBridge);
+  if (primary) assert.equal(await httpGet(`http://${primary}:${hostPort}/`), "hello-from-a\n", `hostPort through ${primary}`);
+  // host_ip 127.0.0.1: reachable there, and only there.
+  await start(l, "web", "mkdir -p /www && echo hello-from-local > /www/index.html && exec httpd -f -p 8080 -h /www");
+  let local = "";
+  for (let i = 0; i < 50 && !local; i++) local = await httpGet(`http://127.0.0.1:${localPort}/`).catch(async () => (await sleep(100), ""));
+  assert.equal(local, "hello-from-local\n", "a hostPort bound to 127.0.0.1");
+  await assert.rejects(httpGet(`http://${gateway}:${localPort}/`), /ECONNREFUSED|timeout/, "not published on other addresses");
 
   // DNS config and hostname inside the container.
   const resolv = (await exec(server, ["cat", "/etc/resolv.conf"])).out;
@@ -111,5 +146,8 @@ test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname"
   assert.ok(!(await listNetns()).some((n) => n.includes(env.cfg.namespace)), "no netns left");
   const rules = (await runChecked("iptables-save", [])).stdout.toString();
   for (const id of pods) assert.ok(!rules.includes(id), `no iptables rule of pod ${id.slice(0, 12)} left`);
-  assert.ok(!rules.includes(`dport ${hostPort}`) && !rules.includes(`:${hostPort}`), "the hostPort rule is gone");
+  for (const port of [hostPort, localPort]) assert.ok(!rules.includes(`dport ${port}`) && !rules.includes(`:${port}`), `the hostPort ${port} rule is gone`);
+  const netName = `skn-${env.cfg.namespace.slice(-8)}`; // harness.ts names the test's network so
+  assert.ok(!rules.includes(netName), `no iptables rule of network ${netName} left`);
+  assert.ok(!rules.includes(env.cfg.cni.defaultBridge), `no iptables rule of bridge ${env.cfg.cni.defaultBridge} left`);
 });
