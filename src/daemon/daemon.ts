@@ -30,7 +30,7 @@ import { openSnapshotter } from "./snapshotter.js";
 import { CriServer } from "../cri/server.js";
 import { CriRuntime } from "../cri/runtime.js";
 import { activeSpawner, Spawner, useSpawner } from "../util/spawner.js";
-import { imageServiceImpl } from "../cri/image-rpcs.js";
+import { imageServiceImpl } from "../cri/image-service.js";
 import type { Credentials } from "../registry/hosts.js";
 import { installDefaultConflist } from "../cni/config.js";
 

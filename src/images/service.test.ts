@@ -41,6 +41,13 @@ describe("ImageService", () => {
     assert.equal(svc.get("short").name, "docker.io/library/short:latest");
     assert.equal(svc.get("library/short:latest").name, img!.name);
     assert.equal(svc.get(img!.configDigest).name, img!.name);
+    const digestName = `docker.io/library/short@${img!.target.digest}`;
+    const tagged = svc.tag("short", `short@${img!.target.digest}`);
+    assert.equal(tagged.name, digestName);
+    assert.deepEqual([tagged.configDigest, tagged.target], [img!.configDigest, img!.target]);
+    assert.equal(svc.get(digestName).configDigest, img!.configDigest);
+    assert.throws(() => svc.tag("other", "other:1"), isNotFound);
+    svc.remove(digestName);
     assert.throws(() => svc.get("other"), isNotFound);
     assert.equal(svc.find("NOT a ref!"), undefined);
     svc.remove("short");

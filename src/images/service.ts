@@ -81,6 +81,17 @@ export class ImageService {
     this.#images.delete(this.get(ref).name);
   }
 
+  /**
+   * Records `name` (normalized) as one more name of the image `ref` resolves to (same target,
+   * config and labels); an existing `name` is repointed. NotFound if `ref` is unknown,
+   * InvalidArgument if `name` is not a valid reference.
+   */
+  tag(ref: string, name: string): ImageRecord {
+    const img = this.get(ref);
+    const { target, configDigest, config, size, labels } = img;
+    return this.#images.put({ name: normalizeName(name), target, configDigest, config, size, labels });
+  }
+
   /** Deletes blobs no image target reaches and no lease holds. */
   gc(opts: { signal?: AbortSignal } = {}): Promise<GcResult> {
     const roots = new Set(this.#images.list().map((i) => i.target.digest));

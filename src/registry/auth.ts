@@ -5,7 +5,9 @@
  * the repository's pull scope, or Basic credentials). On 401 the `WWW-Authenticate` challenge is
  * parsed: `Bearer realm=…,service=…,scope=…` → a token is fetched from the realm (with Basic
  * credentials if configured) and cached per host and scope until it expires; `Basic` → the
- * configured credentials are sent. The request is then retried once.
+ * configured credentials are sent. The request is then retried once. An endpoint carrying a `token`
+ * (from a pull's CRI AuthConfig) sends it as `Bearer` on every request instead, and a 401 then
+ * fails at once.
  *
  * Authentication failures are SkiffErrors with code FailedPrecondition (skiff adds no error code
  * for them; gRPC maps it to FAILED_PRECONDITION) and a message starting `unauthorized:` that names
@@ -13,7 +15,7 @@
  */
 import { failedPrecondition, invalidArgument, unavailable } from "../errors.js";
 import { readBody, request, type Response } from "./client.js";
-import type { Credentials, Endpoint } from "./hosts.js";
+import type { BasicCredentials, Endpoint } from "./hosts.js";
 
 export interface Challenge {
   scheme: string;
@@ -42,7 +44,7 @@ export function unauthorized(ep: Endpoint, repository: string, detail: string) {
   return failedPrecondition(`unauthorized: registry ${ep.host} repository ${repository}: ${detail}`);
 }
 
-function basic(c: Credentials): string {
+function basic(c: BasicCredentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
 }
 
@@ -84,9 +86,12 @@ export class Authorizer {
       return request(url, { method: opts.method, headers, signal: opts.signal, ca: ep.ca });
     };
     const scope = `repository:${repository}:pull`;
-    let res = await send(this.#known(ep, scope));
+    // A token given with the pull is the whole authentication: no challenge, no token server.
+    const token = ep.token;
+    let res = await send(token !== undefined ? `Bearer ${token}` : this.#known(ep, scope));
     if (res.status !== 401) return checkForbidden(res, ep, repository);
     res.body.resume();
+    if (token !== undefined) throw unauthorized(ep, repository, "bearer token rejected");
     const challenges = parseWwwAuthenticate(String(res.headers["www-authenticate"] ?? ""));
     const bearer = challenges.find((c) => c.scheme === "bearer");
     const basicCh = challenges.find((c) => c.scheme === "basic");

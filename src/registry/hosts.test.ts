@@ -53,6 +53,18 @@ describe("RegistryHosts", () => {
     );
   });
 
+  test("withCredentials: a pull's credentials or token replace the upstream's, mirrors keep theirs", () => {
+    const hosts = new RegistryHosts([
+      { host: "docker.io", mirrors: ["m.example"], auth: { username: "u", password: "p" } },
+      { host: "m.example", auth: { username: "mu", password: "mp" } },
+    ]);
+    const basic = hosts.withCredentials({ username: "v", password: "q" }).endpoints("docker.io");
+    assert.deepEqual(basic.map((e) => [e.auth?.username, e.token]), [["mu", undefined], ["v", undefined]]);
+    const token = hosts.withCredentials({ token: "tok" }).endpoints("docker.io");
+    assert.deepEqual(token.map((e) => [e.auth?.username, e.token]), [["mu", undefined], [undefined, "tok"]]);
+    assert.equal(hosts.endpoints("docker.io")[1]!.auth?.username, "u", "the original is unchanged");
+  });
+
   test("duplicate host entries are rejected", () => {
     assert.throws(() => new RegistryHosts([{ host: "a.io" }, { host: "a.io" }]), isInvalidArgument);
   });

@@ -24,10 +24,23 @@ export interface Reference {
   digest?: Digest;
 }
 
-export interface Credentials {
+/** HTTP Basic credentials (configured per host, or given with one pull). */
+export interface BasicCredentials {
   username: string;
   password: string;
 }
+
+/**
+ * A registry token given with one pull (CRI AuthConfig `registry_token` / `identity_token`): sent
+ * as `Authorization: Bearer <token>` to the registry itself, without the token-server round trip.
+ */
+export interface TokenCredentials {
+  token: string;
+}
+
+export type Credentials = BasicCredentials | TokenCredentials;
+
+export const isTokenCredentials = (c: Credentials): c is TokenCredentials => "token" in c;
 
 /** Settings for one registry name or mirror host. */
 export interface RegistryHostConfig {
@@ -39,7 +52,7 @@ export interface RegistryHostConfig {
   mirrors?: string[];
   /** PEM file with extra CA certificates for HTTPS. */
   caFile?: string;
-  auth?: Credentials;
+  auth?: BasicCredentials;
 }
 
 /** One concrete place to send requests to. */
@@ -50,7 +63,9 @@ export interface Endpoint {
   baseUrl: string;
   /** Contents of the configured CA file, if any. */
   ca?: string;
-  auth?: Credentials;
+  auth?: BasicCredentials;
+  /** A bearer token sent on every request instead of any challenge flow (given with one pull). */
+  token?: string;
   mirror: boolean;
 }
 
@@ -158,7 +173,13 @@ export class RegistryHosts {
     const out: Endpoint[] = [];
     for (const m of cfg?.mirrors ?? []) out.push(this.#endpoint(m, this.#configs.get(m), true));
     const upstream = this.#endpoint(upstreamHost, cfg, false);
-    if (this.#requestAuth) upstream.auth = this.#requestAuth;
+    const given = this.#requestAuth;
+    if (given && isTokenCredentials(given)) {
+      delete upstream.auth;
+      upstream.token = given.token;
+    } else if (given) {
+      upstream.auth = given;
+    }
     out.push(upstream);
     return out;
   }

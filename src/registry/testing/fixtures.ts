@@ -35,10 +35,19 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts `docker-registry serve` on a free 127.0.0.1 port; killed by PID in `t.after`. */
-export async function startRegistry(t: T): Promise<{ host: string; port: number }> {
+/**
+ * Starts `docker-registry serve` on a free 127.0.0.1 port (plain HTTP); killed by PID in `t.after`.
+ * With `htpasswd` (the file's contents: `user:<bcrypt hash>` lines) it demands HTTP Basic
+ * credentials.
+ */
+export async function startRegistry(t: T, opts: { htpasswd?: string } = {}): Promise<{ host: string; port: number }> {
   const dir = await tempDir(t, "skiff-dreg-");
   const port = await freePort();
+  const auth: string[] = [];
+  if (opts.htpasswd !== undefined) {
+    await writeFile(path.join(dir, "htpasswd"), opts.htpasswd);
+    auth.push("auth:", "  htpasswd:", "    realm: skiff-test", `    path: ${dir}/htpasswd`);
+  }
   const cfg = [
     "version: 0.1",
     "log:",
@@ -50,6 +59,7 @@ export async function startRegistry(t: T): Promise<{ host: string; port: number 
     "    enabled: true",
     "http:",
     `  addr: 127.0.0.1:${port}`,
+    ...auth,
     "",
   ].join("\n");
   await writeFile(path.join(dir, "config.yml"), cfg);
@@ -67,7 +77,7 @@ export async function startRegistry(t: T): Promise<{ host: string; port: number 
     const ok = await new Promise<boolean>((resolve) => {
       const req = http.get(`http://${host}/v2/`, (res) => {
         res.resume();
-        resolve(res.statusCode === 200);
+        resolve(res.statusCode === 200 || (opts.htpasswd !== undefined && res.statusCode === 401));
       });
       req.on("error", () => resolve(false));
     });
@@ -160,14 +170,15 @@ export async function writeLayout(work: string, tag: string, images: { img: Buil
   return { layout, digest: top.digest };
 }
 
-/** `skopeo copy` an OCI layout tag into `host/repo:tag` over plain HTTP. */
-export async function push(layout: string, tag: string, host: string, repo: string): Promise<void> {
+/** `skopeo copy` an OCI layout tag into `host/repo:tag` over plain HTTP (`creds`: "user:password"). */
+export async function push(layout: string, tag: string, host: string, repo: string, opts: { creds?: string } = {}): Promise<void> {
   await run("skopeo", [
     "copy",
     "--all",
     "--preserve-digests",
     "--insecure-policy",
     "--dest-tls-verify=false",
+    ...(opts.creds !== undefined ? ["--dest-creds", opts.creds] : []),
     `oci:${layout}:${tag}`,
     `docker://${host}/${repo}:${tag}`,
   ]);
