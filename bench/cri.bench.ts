@@ -65,80 +65,86 @@ async function timed<T>(out: number[], fn: () => Promise<T>): Promise<T> {
   return r;
 }
 
-async function measure(t: Target): Promise<Result> {
+/** One target's client and what was measured on it so far. */
+interface Runner {
+  t: Target;
+  runtime: grpc.Client;
+  close(): void;
+  ops: Record<Op, number[]>;
+  lifecycle: number[];
+  exitLatency: number[];
+  rssStartMiB: number;
+}
+
+async function openRunner(t: Target): Promise<Runner> {
   const { runtime, close } = criClients(t.socket);
   const ops = Object.fromEntries(OPS.map((o) => [o, [] as number[]])) as Record<Op, number[]>;
-  const lifecycle: number[] = [];
-  const exitLatency: number[] = [];
-  const c = (m: string, req: object) => call(runtime, m, req);
-  const rssStartMiB = await rssMiB(t.pid);
-  try {
-    // Warm-up (first pod pulls nothing but fills caches on both sides).
-    await onePod(runtime, t, "warm", ops, true);
-    for (let i = 0; i < N; i++) {
-      const t0 = now();
-      await onePod(runtime, t, `b${i}`, ops, false);
-      lifecycle.push(now() - t0);
+  const r: Runner = { t, runtime, close, ops, lifecycle: [], exitLatency: [], rssStartMiB: await rssMiB(t.pid) };
+  // Warm-up: the first pod fills caches on both sides (not recorded).
+  await onePod(runtime, t, "warm", ops, true);
+  return r;
+}
+
+async function lifecycleStep(r: Runner, i: number): Promise<void> {
+  const t0 = now();
+  await onePod(r.runtime, r.t, `b${i}`, r.ops, false);
+  r.lifecycle.push(now() - t0);
+}
+
+/** exit → EXITED: a container that exits on its own; the first status that shows it. */
+async function exitStep(r: Runner, i: number): Promise<void> {
+  const c = (m: string, req: object) => call(r.runtime, m, req);
+  const cfg = podConfig(`x${i}`, r.t.logDir);
+  const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
+  const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("x", ["sh", "-c", "sleep 0.3"]), sandbox_config: cfg })).container_id;
+  await c("StartContainer", { container_id: id });
+  for (;;) {
+    const st = (await c("ContainerStatus", { container_id: id })).status;
+    if (st.state === "CONTAINER_EXITED") {
+      r.exitLatency.push(Date.now() - Number(BigInt(st.finished_at) / 1_000_000n));
+      break;
     }
-    // exit → EXITED: a container that exits on its own; the first status that shows it.
-    for (let i = 0; i < Math.min(N, 10); i++) {
-      const pod = (await c("RunPodSandbox", { config: podConfig(`x${i}`, t.logDir) })).pod_sandbox_id;
-      const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("x", ["sh", "-c", "sleep 0.3"]), sandbox_config: podConfig(`x${i}`, t.logDir) })).container_id;
-      await c("StartContainer", { container_id: id });
-      for (;;) {
-        const st = (await c("ContainerStatus", { container_id: id })).status;
-        if (st.state === "CONTAINER_EXITED") {
-          exitLatency.push(Date.now() - Number(BigInt(st.finished_at) / 1_000_000n));
-          break;
-        }
-        await sleep(2);
-      }
-      await c("StopPodSandbox", { pod_sandbox_id: pod });
-      await c("RemovePodSandbox", { pod_sandbox_id: pod });
-    }
-    // 50 pods with one container each, started concurrently; ListContainers polled meanwhile.
-    const lists: number[] = [];
-    let loading = true;
-    const poller = (async () => {
-      while (loading) await timed(lists, () => c("ListContainers", {}));
-    })();
-    const t0 = now();
-    const pods = await Promise.all(
-      Array.from({ length: 50 }, async (_, i) => {
-        const cfg = podConfig(`c${i}`, t.logDir);
-        const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
-        const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("s", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
-        await c("StartContainer", { container_id: id });
-        return pod;
-      }),
-    );
-    const totalMs = now() - t0;
-    loading = false;
-    await poller;
-    await removeAll(runtime, pods);
-    // RSS idle, then with 100 running pods.
-    const rssIdleMiB = rssStartMiB;
-    const many: string[] = [];
-    for (let i = 0; i < 100; i += 10) {
-      many.push(
-        ...(await Promise.all(
-          Array.from({ length: 10 }, async (_, j) => {
-            const cfg = podConfig(`r${i + j}`, t.logDir);
-            const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
-            const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("s", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
-            await c("StartContainer", { container_id: id });
-            return pod;
-          }),
-        )),
-      );
-    }
-    await sleep(1000);
-    const rss100MiB = await rssMiB(t.pid);
-    await removeAll(runtime, many);
-    return { ops, lifecycle, exitLatency, concurrent: { totalMs, listP99: q(lists, 0.99) }, rssIdleMiB, rss100MiB };
-  } finally {
-    close();
+    await sleep(2);
   }
+  await c("StopPodSandbox", { pod_sandbox_id: pod });
+  await c("RemovePodSandbox", { pod_sandbox_id: pod });
+}
+
+/** The load phases (one target at a time): 50 concurrent pods, then RSS with 100 pods. */
+async function loadPhases(r: Runner): Promise<Result> {
+  const { runtime, t } = r;
+  const c = (m: string, req: object) => call(runtime, m, req);
+  const lists: number[] = [];
+  let loading = true;
+  const poller = (async () => {
+    while (loading) await timed(lists, () => c("ListContainers", {}));
+  })();
+  const startPod = async (name: string) => {
+    const cfg = podConfig(name, t.logDir);
+    const pod = (await c("RunPodSandbox", { config: cfg })).pod_sandbox_id;
+    const id = (await c("CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("s", ["sleep", "3600"]), sandbox_config: cfg })).container_id;
+    await c("StartContainer", { container_id: id });
+    return pod;
+  };
+  const t0 = now();
+  const pods = await Promise.all(Array.from({ length: 50 }, (_, i) => startPod(`c${i}`)));
+  const totalMs = now() - t0;
+  loading = false;
+  await poller;
+  await removeAll(runtime, pods);
+  const many: string[] = [];
+  for (let i = 0; i < 100; i += 10) many.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => startPod(`r${i + j}`)))));
+  await sleep(1000);
+  const rss100MiB = await rssMiB(t.pid);
+  await removeAll(runtime, many);
+  return {
+    ops: r.ops,
+    lifecycle: r.lifecycle,
+    exitLatency: r.exitLatency,
+    concurrent: { totalMs, listP99: q(lists, 0.99) },
+    rssIdleMiB: r.rssStartMiB,
+    rss100MiB,
+  };
 }
 
 async function removeAll(runtime: grpc.Client, pods: string[]): Promise<void> {
@@ -208,25 +214,24 @@ function table(results: [string, Result][]): void {
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 }
 
+// Both daemons run side by side; the per-RPC samples alternate between them, so background
+// load on the machine falls on both alike. The load phases run one target at a time.
 const results: [string, Result][] = [];
 const s = await skiffTarget();
+const peer = skiffOnly ? undefined : await (await import("./cri-peer.js")).containerdTarget();
+const runners: Runner[] = [];
 try {
-  results.push(["skiff", await measure(s.target)]);
+  runners.push(await openRunner(s.target));
+  if (peer) runners.push(await openRunner(peer.target));
+  for (let i = 0; i < N; i++) for (const r of runners) await lifecycleStep(r, i);
+  for (let i = 0; i < Math.min(N, 10); i++) for (const r of runners) await exitStep(r, i);
+  for (const r of runners) results.push([r.t.name, await loadPhases(r)]);
 } finally {
+  for (const r of runners) r.close();
   await s.target.stop();
   const left = await cleanupEnv(s.env);
   if (left.length) console.error("skiff left behind:", left);
-}
-if (!skiffOnly) {
-  const peer = await import("./cri-peer.js");
-  if (peer) {
-    const p = await peer.containerdTarget();
-    try {
-      results.push(["containerd", await measure(p.target)]);
-    } finally {
-      await p.cleanup();
-    }
-  }
+  await peer?.cleanup();
 }
 console.log(`\nCRI benchmark, ${N} iterations, ${new Date().toISOString().slice(0, 10)}`);
 table(results);
