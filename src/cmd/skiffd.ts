@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** skiffd — the skiff daemon. `skiffd [--config FILE]`; SIGTERM/SIGINT shut it down gracefully. */
+import "./threadpool.js"; // first: sizes libuv's thread pool before it starts
 import { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../log.js";
