@@ -17,7 +17,7 @@ import { toBinary, create } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { OptionsSchema } from "../gen/containerd/runc/options/oci_pb.js";
 import { packAny } from "../proto/any.js";
-import { TtrpcClient } from "../ttrpc/index.js";
+import { socketPathOf, TtrpcClient } from "../ttrpc/index.js";
 import { ShimTaskClient } from "./shim-client.js";
 import { startShimProcess, cleanupShimTask, type ShimBinaryOptions, type CleanupResult } from "./shim-binary.js";
 import { mkfifo, openFifoReader } from "./fifo.js";
@@ -286,7 +286,8 @@ export class ShimManager {
     this.detachLog(shimId);
     this.stopping.delete(shimId);
     const row = this.meta.shims.find(shimId);
-    if (row?.address) await rm(row.address, { force: true }).catch(() => {});
+    // The shim prints a `unix://` address; the file to remove is its path.
+    if (row?.address) await rm(socketPathOf(row.address), { force: true }).catch(() => {});
     await rm(row?.bundle ?? this.homeDir(shimId), { recursive: true, force: true });
     this.meta.transaction(() => {
       if (!this.meta.shims.find(shimId)) return;

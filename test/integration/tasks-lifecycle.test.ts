@@ -4,6 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { access } from "node:fs/promises";
 import { makeEnv, startDaemon, cleanupEnv, stdoutCollector, noteShims, type Env } from "./harness.js";
 import type { Daemon } from "../../src/daemon/daemon.js";
@@ -129,6 +130,8 @@ test("a SIGKILLed shim: the exit is recorded, the container and mounts are clean
   await d.tasks.start("k1");
   noteShims(env, d);
   const shimPid = d.meta.shims.get("k1").pid!;
+  const socket = d.meta.shims.get("k1").address.replace(/^unix:\/\//, "");
+  assert.ok(existsSync(socket), `shim socket ${socket}`);
   const taskPid = d.tasks.info("k1").pid;
   process.kill(shimPid, "SIGKILL");
 
@@ -141,6 +144,7 @@ test("a SIGKILLed shim: the exit is recorded, the container and mounts are clean
   assert.equal(await waitForExit(taskPid, 5000), true, "container process gone");
   assert.deepEqual(await mountsUnder(info.bundle), []);
   assert.equal(d.meta.shims.list().length, 0);
+  assert.ok(!existsSync(socket), "the dead shim's socket file is removed");
   assert.equal((await d.tasks.delete("k1")).exitStatus, exit.exitStatus, "delete reports the recorded exit");
 });
 
