@@ -99,7 +99,9 @@ export async function resolveUser(mounts: RootfsMount[], req: UserRequest, what:
   if (req.uid !== undefined) userPart = String(req.uid);
   else if (req.username) userPart = req.username;
   else if (req.imageUser) [userPart = "", groupPart = ""] = req.imageUser.split(":");
-  const passwd = /^\d+$/.test(userPart) && !groupPart && req.gid !== undefined ? undefined : await readImageFile(mounts, "/etc/passwd");
+  // Read even when uid and gid are both given: the user's name is what /etc/group lists (a uid
+  // with run_as_group otherwise lost its additional groups; containerd keeps them).
+  const passwd = await readImageFile(mounts, "/etc/passwd");
   const entries = passwd ? parsePasswd(passwd) : [];
   let uid = 0;
   let gid = 0;

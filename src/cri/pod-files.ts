@@ -2,7 +2,7 @@
  * The files a pod's containers share: /etc/hostname, /etc/hosts and /etc/resolv.conf, written
  * once into the pod's directory and bind-mounted into every container (as containerd does).
  */
-import { copyFile, mkdir, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { hostname as hostHostname } from "node:os";
 import * as path from "node:path";
 import { invalidArgument } from "../errors.js";
@@ -48,7 +48,8 @@ export async function writePodFiles(dir: string, o: PodFilesOptions): Promise<vo
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const name = o.hostNetwork ? hostHostname() : o.hostname;
   await writeFile(path.join(dir, "hostname"), `${name}\n`, { mode: 0o644 });
-  if (o.hostNetwork) await copyFile("/etc/hosts", path.join(dir, "hosts"));
+  // Copies keep the host file's mode; a 0600 one would be unreadable to a non-root container.
+  if (o.hostNetwork) await copyFile("/etc/hosts", path.join(dir, "hosts")).then(() => chmod(path.join(dir, "hosts"), 0o644));
   else await writeFile(path.join(dir, "hosts"), LOCAL_HOSTS.join("\n") + "\n", { mode: 0o644 });
   const resolv = path.join(dir, "resolv.conf");
   if (o.dns && (o.dns.servers.length || o.dns.searches.length || o.dns.options.length)) {
@@ -58,5 +59,6 @@ export async function writePodFiles(dir: string, o: PodFilesOptions): Promise<vo
       if (err.code !== "ENOENT") throw err;
       return writeFile(resolv, "", { mode: 0o644 });
     });
+    await chmod(resolv, 0o644);
   }
 }

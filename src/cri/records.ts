@@ -123,7 +123,8 @@ export function nowNs(): string {
 /** RFC 3339 with up to nanoseconds → ns since epoch, decimal. */
 export function rfc3339ToNs(s: string): string {
   const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z$/.exec(s);
-  if (!m) return (BigInt(Date.parse(s) || Date.now()) * 1_000_000n).toString();
+  // A well-formed but impossible date (month 13) falls back too: BigInt(NaN) would throw.
+  if (!m || Number.isNaN(Date.parse(`${m[1]}Z`))) return (BigInt(Date.parse(s) || Date.now()) * 1_000_000n).toString();
   const seconds = BigInt(Date.parse(`${m[1]}Z`) / 1000);
   return (seconds * 1_000_000_000n + BigInt((m[2] ?? "").padEnd(9, "0") || "0")).toString();
 }

@@ -29,3 +29,24 @@ test("CriDocStore: create/find/update/delete, name reservation naming the holder
   assert.deepEqual(s.list().map((d) => d.id), ["c2", "c4"]);
   meta.close();
 });
+
+test("CriDocStore: pods table without parents; documents round-trip; update keeps id and name", () => {
+  const meta = MetadataStore.open(":memory:");
+  const pods = meta.criDocs<Doc>("cri_sandboxes", "pod sandbox");
+  assert.deepEqual(pods.list(), []);
+  assert.equal(pods.find("p1"), undefined);
+  const doc = { id: "p1", nameKey: "web_ns_u_0", podId: "ignored", n: 1 };
+  assert.equal(pods.create(doc), doc);
+  assert.deepEqual(pods.get("p1"), doc);
+  assert.deepEqual(pods.listByParent("").map((d) => d.id), ["p1"], "no parentOf: parent is empty");
+  assert.deepEqual(pods.listByParent("ignored"), []);
+  assert.deepEqual(pods.update("p1", { n: 2, podId: "x" }), { id: "p1", nameKey: "web_ns_u_0", podId: "x", n: 2 });
+  assert.deepEqual(pods.get("p1"), { id: "p1", nameKey: "web_ns_u_0", podId: "x", n: 2 });
+  assert.throws(() => pods.create({ id: "p2", nameKey: "web_ns_u_0", podId: "", n: 0 }), (e: Error) => isAlreadyExists(e) && /pod sandbox name "web_ns_u_0" is reserved for id "p1"/.test(e.message));
+  assert.throws(() => pods.get("p2"), (e: Error) => isNotFound(e) && /pod sandbox "p2" not found/.test(e.message));
+  const ctrs = meta.criDocs<Doc>("cri_containers", "container", (d) => d.podId);
+  ctrs.create({ id: "p1", nameKey: "web_ns_u_0", podId: "p1", n: 0 }); // tables are separate namespaces
+  assert.equal(ctrs.get("p1").n, 0);
+  assert.equal(pods.get("p1").n, 2);
+  meta.close();
+});
