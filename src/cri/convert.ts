@@ -194,7 +194,7 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
   };
 }
 
-const POD_STATE = { creating: PodSandboxState.SANDBOX_NOTREADY, ready: PodSandboxState.SANDBOX_READY, notready: PodSandboxState.SANDBOX_NOTREADY } as const;
+const POD_STATE = { creating: PodSandboxState.SANDBOX_NOTREADY, ready: PodSandboxState.SANDBOX_READY, notready: PodSandboxState.SANDBOX_NOTREADY, removing: PodSandboxState.SANDBOX_NOTREADY } as const;
 
 export const CONTAINER_STATE: Record<ContainerState, PbContainerState> = {
   created: PbContainerState.CONTAINER_CREATED,

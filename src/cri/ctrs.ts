@@ -25,7 +25,7 @@ import type { CriDeps } from "./deps.js";
 import { CLEANUP_TIMEOUT_MS } from "./deps.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { CRI_KIND_LABEL, containerNameKey, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
+import { CRI_KIND_LABEL, containerNameKey, podVisible, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
 import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
 import { signalNumber } from "./spec-util.js";
@@ -103,7 +103,7 @@ export class ContainerService {
 
   async create(req: CreateContainerRequest, opts: { signal?: AbortSignal } = {}): Promise<string> {
     const pod = this.sandboxes.find(req.podId);
-    if (!pod) throw notFound(`pod sandbox "${req.podId}" not found`);
+    if (!pod || !podVisible(pod)) throw notFound(`pod sandbox "${req.podId}" not found`);
     if (pod.state !== "ready") throw failedPrecondition(`pod sandbox "${req.podId}" is not ready (${pod.state})`);
     const what = `container "${req.name}" in pod sandbox "${req.podId}"`;
     for (const m of req.mounts) await checkMount(m, what);

@@ -6,8 +6,9 @@
  * Invariants:
  * - RunPodSandbox reserves the pod's name first (state `creating`) and undoes everything it made,
  *   in reverse, if any step fails; a crash mid-way is rolled back by start-up recovery.
- * - Stop and remove are idempotent and serialized per pod; stop tears the network down before
- *   the namespace is removed (plugins need it to clean up inside).
+ * - Stop and remove are idempotent and serialized per pod. What they leave to tear down (network
+ *   and netns; pause task, container and pod dir) is daemon-owned work in the backoff queue; the
+ *   network goes before the namespace is removed (plugins need it to clean up inside).
  */
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
@@ -55,6 +56,8 @@ export class PodService {
   readonly #locks = new KeyedMutex();
   #network: CniNetwork | undefined;
   #networkError = "";
+  /** Network teardowns queued by stop and not yet done, by pod id. */
+  readonly #netTeardowns = new Map<string, { done: Promise<void>; hostPorts: boolean }>();
 
   constructor(
     private readonly d: CriDeps,
@@ -134,6 +137,7 @@ export class PodService {
     };
     if (pod.netns) pod.netns.path = netnsPath(pod.netns.name);
     checkSysctls(req.sysctls, pod);
+    if (req.portMappings.some((p) => p.hostPort > 0)) await this.#hostPortsReleased(opts.signal);
     const image = await this.#pauseImage(opts.signal);
     this.docs.create(pod);
     const undo = new UndoStack(this.d.log);
@@ -218,21 +222,63 @@ export class PodService {
     }
   }
 
-  /** Stops every container, the pause process and the network. Unknown ids succeed. */
+  /**
+   * Stops every container and the pause process; returns once their exits are recorded and the
+   * pod is NOTREADY. The network (CNI DEL, then the netns) is torn down after that as daemon-owned
+   * work in a lane of the backoff queue of its own: retried until it succeeds, redone by start-up
+   * recovery after a crash (the pod record keeps `networkAttached` until it is done), and never
+   * abandoned because the caller went away. Unknown ids succeed.
+   */
   stop(id: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     return this.#locks.run(id, async () => {
       const pod = this.docs.find(id);
-      if (!pod) return;
+      if (!pod || pod.state === "removing") return;
       await Promise.all(this.ctrs.listByPod(id).map((c) => this.ctrs.stop(c.id, 0, opts)));
-      // The network is torn down while the pause process dies (it needs the netns, not the process).
-      await Promise.all([
-        pod.pid !== 0 || pod.state === "ready" ? this.#stopPause(id, opts.signal) : undefined,
-        pod.networkAttached
-          ? this.#tearDownNetwork(pod, opts.signal).then(() => void this.docs.update(id, { networkAttached: false, ips: [] }))
-          : undefined,
-      ]);
-      if (pod.netns) await removeNetns(pod.netns.name, { signal: opts.signal });
-      this.docs.update(id, { state: "notready", pid: 0 });
+      if (pod.pid !== 0 || pod.state === "ready") await this.#stopPause(id, opts.signal);
+      // The IPs are no longer the pod's (containerd reports none after stop); the CNI cache
+      // keeps what DEL needs.
+      this.docs.update(id, { state: "notready", pid: 0, ips: [] });
+      if (pod.networkAttached || pod.netns) this.queueNetworkTeardown(pod);
+    });
+  }
+
+  /** Queues the teardown of a stopped pod's network (once: a second stop adds nothing). */
+  queueNetworkTeardown(pod: SandboxRecord): void {
+    if (this.#netTeardowns.has(pod.id)) return;
+    const hostPorts = pod.portMappings.some((p) => p.hostPort > 0);
+    // A lane of its own: the network must not wait behind the pause task's teardown in the
+    // pod's lane (a stalled shim delete would hold the pod's address and rules for as long).
+    const done = this.monitor.queue
+      .push(`${pod.id}/network`, "tear down pod network", () => this.#finishNetwork(pod.id))
+      .finally(() => this.#netTeardowns.delete(pod.id));
+    this.#netTeardowns.set(pod.id, { done, hostPorts });
+  }
+
+  async #finishNetwork(id: string): Promise<void> {
+    const pod = this.docs.find(id);
+    if (!pod) return;
+    if (pod.networkAttached) {
+      await this.#tearDownNetwork(pod);
+      this.docs.update(id, { networkAttached: false, ips: [] });
+    }
+    if (pod.netns) await removeNetns(pod.netns.name);
+  }
+
+  /**
+   * Waits for queued network teardowns of pods that mapped host ports: their DNAT rules would
+   * otherwise still catch a new pod's traffic to the same host port for a while.
+   */
+  async #hostPortsReleased(signal?: AbortSignal): Promise<void> {
+    const pending = [...this.#netTeardowns.values()].filter((t) => t.hostPorts).map((t) => t.done.catch(() => {}));
+    if (!pending.length) return;
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      void Promise.all(pending).then(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
     });
   }
 
@@ -258,18 +304,36 @@ export class PodService {
     await network.tearDown(pod.id, pod.netns.path, { args: cniArgs(pod), signal });
   }
 
-  /** Stops (if needed) and removes the pod with all its containers. Unknown ids succeed. */
+  /**
+   * Stops (if needed) and removes the pod with all its containers; unknown ids succeed. The pod is
+   * gone for CRI (and its name free) when this returns; the record stays, hidden as `removing`,
+   * until the daemon has torn down what remains (network, pause task, container, netns, pod dir),
+   * so a crash in between is finished by start-up recovery.
+   */
   async remove(id: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
     const pod = this.docs.find(id);
-    if (!pod) return;
-    if (pod.state !== "notready" || pod.networkAttached) await this.stop(id, opts);
+    if (!pod || pod.state === "removing") return;
+    if (pod.state !== "notready") await this.stop(id, opts);
     await this.#locks.run(id, async () => {
       const cur = this.docs.find(id);
-      if (!cur) return;
+      if (!cur || cur.state === "removing") return;
       for (const c of this.ctrs.listByPod(id)) await this.ctrs.remove(c.id, opts);
-      // Gone for CRI now; the pause task, its container, netns and pod dir go in the daemon's queue.
-      this.docs.delete(id);
-      void this.monitor.queue.push(id, "remove pod sandbox", () => this.purge(cur));
+      this.resumeRemoval(this.docs.releaseName(id, { state: "removing" }));
+    });
+  }
+
+  /** Queues the removal of a pod in state `removing` (RemovePodSandbox, or recovery after a crash). */
+  resumeRemoval(pod: SandboxRecord): void {
+    void this.monitor.queue.push(pod.id, "remove pod sandbox", async () => {
+      // A teardown queued by stop goes first: CNI DEL needs the netns that purge removes.
+      await this.#netTeardowns.get(pod.id)?.done;
+      const cur = this.docs.find(pod.id) ?? pod;
+      if (cur.networkAttached) {
+        await this.#tearDownNetwork(cur);
+        if (this.docs.find(pod.id)) this.docs.update(pod.id, { networkAttached: false, ips: [] });
+      }
+      await this.purge(cur);
+      this.docs.delete(pod.id);
     });
   }
 

@@ -10,8 +10,15 @@ export const NS_POD = 0;
 export const NS_CONTAINER = 1;
 export const NS_NODE = 2;
 
-/** `creating` only while RunPodSandbox runs (a crash there is rolled back at start-up). */
-export type SandboxState = "creating" | "ready" | "notready";
+/**
+ * `creating` and `removing` pods are invisible to CRI: the first while RunPodSandbox runs (a crash
+ * there is rolled back at start-up), the second once RemovePodSandbox returned while the daemon
+ * still tears the pod down (a crash there is finished at start-up).
+ */
+export type SandboxState = "creating" | "ready" | "notready" | "removing";
+
+/** Whether CRI calls see the pod (lists, status, lookups by id). */
+export const podVisible = (p: { state: SandboxState }): boolean => p.state !== "creating" && p.state !== "removing";
 
 export interface PortMappingRecord {
   protocol: "tcp" | "udp" | "sctp";

@@ -42,6 +42,13 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
       await pods.rollBack(pod).catch((err: unknown) => log.error({ pod: pod.id, err: (err as Error).message }, "pod rollback failed"));
       continue;
     }
+    if (pod.state === "removing") {
+      log.warn({ pod: pod.id }, "finishing the removal of a pod sandbox");
+      pods.resumeRemoval(pod);
+      continue;
+    }
+    // A stopped pod whose network teardown had not finished: queue it again.
+    if (pod.state === "notready" && pod.networkAttached) pods.queueNetworkTeardown(pod);
     const t = taskOf(d, pod.id);
     if (!t) {
       if (pod.state === "ready") pods.docs.update(pod.id, { state: "notready", pid: 0 });

@@ -22,7 +22,7 @@ import type { ContainerService } from "./ctrs.js";
 import { CONTAINER_STATE, containerStatusToProto, containerToProto, createContainerRequest, podStateOf, podStatusToProto, podToProto, runPodRequest } from "./convert.js";
 import { statusHandler } from "./status.js";
 import { version } from "./version.js";
-import type { ContainerRecord, SandboxRecord } from "./records.js";
+import { podVisible, type ContainerRecord, type SandboxRecord } from "./records.js";
 
 const labelsMatch = (labels: Record<string, string>, sel: Record<string, string>) =>
   Object.entries(sel).every(([k, v]) => labels[k] === v);
@@ -49,7 +49,7 @@ function needId(id: string, what: string): string {
 export function filterPods(pods: SandboxRecord[], f: PodSandboxFilter | undefined): SandboxRecord[] {
   return pods.filter(
     (p) =>
-      p.state !== "creating" &&
+      podVisible(p) &&
       (!f ||
         (idMatches(p.id, f.id) && (f.state === undefined || podStateOf(p) === f.state.state) && labelsMatch(p.labels, f.labelSelector))),
   );
@@ -80,8 +80,8 @@ export function runtimeServiceImpl(pods: PodService, ctrs: ContainerService): Pa
   // A full id is one indexed lookup; only a prefix lists everything.
   const pod = (id: string) => {
     const exact = pods.docs.find(needId(id, "pod sandbox"));
-    if (exact) return exact.state === "creating" ? undefined : exact;
-    return resolve(pods.docs.list().filter((p) => p.state !== "creating"), id, "pod sandbox");
+    if (exact) return podVisible(exact) ? exact : undefined;
+    return resolve(pods.docs.list().filter(podVisible), id, "pod sandbox");
   };
   const ctr = (id: string) => {
     const exact = ctrs.docs.find(needId(id, "container"));

@@ -50,3 +50,16 @@ test("CriDocStore: pods table without parents; documents round-trip; update keep
   assert.equal(pods.get("p1").n, 2);
   meta.close();
 });
+
+test("CriDocStore.releaseName: the document stays (patched) while its name is free for a new one", () => {
+  const meta = MetadataStore.open(":memory:");
+  const pods = meta.criDocs<Doc>("cri_sandboxes", "pod sandbox");
+  pods.create({ id: "p1", nameKey: "web_ns_u_0", podId: "", n: 1 });
+  const released = pods.releaseName("p1", { n: 2 });
+  assert.deepEqual(released, { id: "p1", nameKey: "removed/p1", podId: "", n: 2 });
+  assert.deepEqual(pods.get("p1"), released, "persisted");
+  pods.create({ id: "p2", nameKey: "web_ns_u_0", podId: "", n: 3 });
+  assert.deepEqual(pods.list().map((d) => d.id), ["p1", "p2"]);
+  assert.throws(() => pods.releaseName("nope"), isNotFound);
+  meta.close();
+});

@@ -34,6 +34,7 @@ export class CriDocStore<T extends CriDoc> {
   readonly #selectAll;
   readonly #selectByParent;
   readonly #update;
+  readonly #rename;
   readonly #delete;
 
   constructor(
@@ -48,6 +49,7 @@ export class CriDocStore<T extends CriDoc> {
     this.#selectAll = db.prepare<[], Row>(`SELECT * FROM ${table} ORDER BY rowid`);
     this.#selectByParent = db.prepare<[string], Row>(`SELECT * FROM ${table} WHERE parent_id = ? ORDER BY rowid`);
     this.#update = db.prepare<[string, string]>(`UPDATE ${table} SET doc = ? WHERE id = ?`);
+    this.#rename = db.prepare<[string, string, string]>(`UPDATE ${table} SET name_key = ?, doc = ? WHERE id = ?`);
     this.#delete = db.prepare<[string]>(`DELETE FROM ${table} WHERE id = ?`);
   }
 
@@ -96,6 +98,17 @@ export class CriDocStore<T extends CriDoc> {
     const cur = this.get(id);
     const next = { ...cur, ...patch } as T;
     this.#update.run(JSON.stringify(next), id);
+    return next;
+  }
+
+  /**
+   * Frees the document's name for a new object while the document itself stays (an object being
+   * removed in the background). Its key becomes `removed/<id>`, which no request can produce:
+   * request keys join four or more parts with "_" and ids are hex.
+   */
+  releaseName(id: string, patch: Partial<Omit<T, "id" | "nameKey">> = {}): T {
+    const next = { ...this.get(id), ...patch, nameKey: `removed/${id}` } as T;
+    this.#rename.run(next.nameKey, JSON.stringify(next), id);
     return next;
   }
 

@@ -235,8 +235,7 @@ test("CRI bad input: exact codes, named objects, nothing half-made", { timeout: 
 
   await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
-  const end = Date.now() + 15_000;
-  while (d.meta.shims.list().length > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(await d.cri.monitor.queue.drain(15_000), "the daemon finished the teardown");
   const after = await footprint(env, d, runtime);
   assert.deepEqual(
     after,

@@ -320,8 +320,7 @@ test("CRI fuzz: 1,000 random and mutated requests", { timeout: 300_000 }, async 
   }
   assert.deepEqual((await send("runtime", "ListPodSandbox", {})).res!.items, []);
   assert.deepEqual((await send("runtime", "ListContainers", {})).res!.containers, []);
-  const end = Date.now() + 15_000;
-  while (d.meta.shims.list().length > 0 && Date.now() < end) await new Promise((res) => setTimeout(res, 100));
+  assert.ok(await d.cri.monitor.queue.drain(15_000), "the daemon finished the teardown");
   assert.deepEqual(d.meta.shims.list(), [], "no shims left");
   assert.deepEqual((await listNetns()).filter((n) => n.startsWith(`${NETNS_PREFIX}${env.cfg.namespace}-`)), [], "no netns left");
   assert.deepEqual((await d.snapshotter.list()).filter((s) => s.kind !== "committed"), [], "no active snapshots left");

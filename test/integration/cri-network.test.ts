@@ -143,6 +143,9 @@ test("pod networking: IPs, pod to pod, hostPort, host network, DNS and hostname"
   const end = Date.now() + 15_000;
   while (d.meta.shims.list().length > 0 && Date.now() < end) await sleep(100);
   assert.deepEqual(d.meta.shims.list(), []);
+  // Network teardown runs in the background after StopPodSandbox returned.
+  const podRule = (text: string) => pods.some((id) => text.includes(id));
+  while (((await listNetns()).some((n) => n.includes(env.cfg.namespace)) || podRule((await runChecked("iptables-save", [])).stdout.toString())) && Date.now() < end) await sleep(100);
   assert.ok(!(await listNetns()).some((n) => n.includes(env.cfg.namespace)), "no netns left");
   const rules = (await runChecked("iptables-save", [])).stdout.toString();
   for (const id of pods) assert.ok(!rules.includes(id), `no iptables rule of pod ${id.slice(0, 12)} left`);

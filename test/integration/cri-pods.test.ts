@@ -132,7 +132,10 @@ test("CRI pod and container lifecycle end to end", { timeout: 120_000 }, async (
   const stopped = await call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod });
   assert.equal(stopped.status.state, "SANDBOX_NOTREADY");
   assert.equal(stopped.status.network.ip, "");
-  assert.ok(!(await listNetns()).some((n) => n.includes(pod)), "netns removed at stop");
+  // The network and netns go in the background once the pod is NOTREADY.
+  const netnsGone = Date.now() + 10_000;
+  while ((await listNetns()).some((n) => n.includes(pod)) && Date.now() < netnsGone) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(!(await listNetns()).some((n) => n.includes(pod)), "netns removed after stop");
   await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });

@@ -2,17 +2,19 @@
  * skiffd SIGKILLed with three pods — one container running, one exited, one exiting while the
  * daemon is down — and restarted: every pod and container reports its right state and real exit
  * code, the running one keeps running, is monitored and keeps logging, and everything removes
- * cleanly with no shim left.
+ * cleanly with no shim left. And a kill while a removed pod's network is still being torn down
+ * in the background: the restarted daemon finishes it (CNI DEL, netns) and the name is free.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, shimPidsOfNamespace } from "./harness.js";
 import { call, criClients } from "./cri-client.js";
 import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
 import { isAlive } from "../../src/util/proc.js";
 import { listNetns } from "../../src/cni/netns.js";
+import { runChecked } from "../../src/util/exec.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -87,5 +89,87 @@ test("SIGKILL of skiffd with running, exited and exiting containers", { timeout:
   const end = Date.now() + 15_000;
   for (const pid of env.shimPids) while ((await isAlive(pid)) && Date.now() < end) await sleep(100);
   for (const pid of env.shimPids) assert.ok(!(await isAlive(pid)), `shim ${pid} shut down`);
+  while ((await listNetns()).some((n) => n.includes(env.cfg.namespace)) && Date.now() < end) await sleep(100);
   assert.ok(!(await listNetns()).some((n) => n.includes(env.cfg.namespace)), "no netns left");
+});
+
+test("SIGKILL while a removed pod's network is still being torn down: the restarted daemon finishes it", { timeout: 120_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  // A last plugin in the chain whose DEL takes 3 s (DEL runs the chain in reverse, so it goes
+  // first): the daemon is killed while the pod's network is half torn down.
+  const binDir = path.join(env.dir, "cni-bin");
+  await mkdir(binDir);
+  const plugin = path.join(binDir, "skiff-test-slowdel");
+  await writeFile(
+    plugin,
+    `#!${process.execPath}
+let s = "";
+process.stdin.on("data", (d) => (s += d)).on("end", () => {
+  const c = JSON.parse(s || "{}");
+  const cmd = process.env.CNI_COMMAND;
+  if (cmd === "ADD") process.stdout.write(JSON.stringify(c.prevResult ?? { cniVersion: c.cniVersion }));
+  else if (cmd === "DEL") setTimeout(() => {}, 3000);
+  else if (cmd === "VERSION") process.stdout.write(JSON.stringify({ cniVersion: c.cniVersion ?? "1.0.0", supportedVersions: ["0.3.1", "0.4.0", "1.0.0"] }));
+});
+`,
+    { mode: 0o755 },
+  );
+  env.cfg.cni.binDirs = [binDir, ...env.cfg.cni.binDirs];
+  const confFile = path.join(env.cfg.cni.confDir, (await readdir(env.cfg.cni.confDir))[0]!);
+  const conf = JSON.parse(await readFile(confFile, "utf8"));
+  conf.plugins.push({ type: "skiff-test-slowdel" });
+  await writeFile(confFile, JSON.stringify(conf));
+
+  let child = await spawnDaemon(env);
+  let clients = criClients(env.cfg.socket);
+  t.after(async () => {
+    clients.close();
+    await stopDaemon(child);
+    assert.deepEqual(await cleanupEnv(env), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  const pod = (await call(clients.runtime, "RunPodSandbox", { config: podConfig("slowdel", logDir) })).pod_sandbox_id;
+  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  const ipamDir = path.join(env.dir, "ipam");
+  const reservations = async () => {
+    const out: string[] = [];
+    for (const net of await readdir(ipamDir).catch(() => [] as string[])) {
+      for (const f of await readdir(path.join(ipamDir, net)).catch(() => [] as string[])) {
+        if ((await readFile(path.join(ipamDir, net, f), "utf8").catch(() => "")).includes(pod)) out.push(f);
+      }
+    }
+    return out;
+  };
+  assert.equal((await reservations()).length, 1, "the pod holds one address");
+
+  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  assert.equal((await call(clients.runtime, "ListPodSandbox", {})).items.length, 0, "gone for CRI at once");
+  await sleep(500);
+  child.kill("SIGKILL");
+  await new Promise((r) => child.once("exit", r));
+  clients.close();
+  assert.equal((await reservations()).length, 1, "killed before host-local released the address");
+  assert.ok((await listNetns()).some((n) => n.includes(pod)), "killed before the netns was removed");
+
+  child = await spawnDaemon(env);
+  clients = criClients(env.cfg.socket);
+  assert.equal((await call(clients.runtime, "ListPodSandbox", {})).items.length, 0, "still gone after the restart");
+  // The same name is free again at once.
+  const again = (await call(clients.runtime, "RunPodSandbox", { config: podConfig("slowdel", logDir) })).pod_sandbox_id;
+  assert.notEqual(again, pod);
+  const end = Date.now() + 20_000;
+  while (((await reservations()).length > 0 || (await listNetns()).some((n) => n.includes(pod))) && Date.now() < end) await sleep(200);
+  assert.deepEqual(await reservations(), [], "the restarted daemon ran CNI DEL: the address is released");
+  assert.ok(!(await listNetns()).some((n) => n.includes(pod)), "and removed the netns");
+  const rules = (await runChecked("iptables-save", [])).stdout.toString();
+  assert.ok(!rules.includes(pod), "no iptables rule of the removed pod left");
+  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: again });
+  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: again });
+  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  const gone = Date.now() + 15_000;
+  for (const pid of env.shimPids) while ((await isAlive(pid)) && Date.now() < gone) await sleep(100);
+  for (const pid of env.shimPids) assert.ok(!(await isAlive(pid)), `shim ${pid} shut down`);
 });
