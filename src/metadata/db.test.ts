@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { closeDatabase, isConstraintError, openDatabase } from "./db.js";
+import { closeDatabase, durably, isConstraintError, openDatabase } from "./db.js";
 import { tempDir } from "./testing.js";
 
 describe("openDatabase", () => {
@@ -17,9 +17,26 @@ describe("openDatabase", () => {
     try {
       assert.ok(existsSync(file));
       assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
-      assert.equal(db.pragma("synchronous", { simple: true }), 2); // FULL
+      assert.equal(db.pragma("synchronous", { simple: true }), 1); // NORMAL; durably() commits with FULL
       assert.equal(db.pragma("foreign_keys", { simple: true }), 1);
       assert.equal(db.pragma("busy_timeout", { simple: true }), 5000);
+    } finally {
+      closeDatabase(db);
+    }
+  });
+
+  test("durably commits with synchronous=FULL and restores NORMAL, also when fn throws; nested it changes nothing", () => {
+    const db = openDatabase(path.join(dir, "durable.db"));
+    try {
+      db.exec("CREATE TABLE t (x INTEGER)");
+      const sync = () => db.pragma("synchronous", { simple: true });
+      assert.equal(durably(db, () => (db.prepare("INSERT INTO t VALUES (1)").run(), sync())), 2);
+      assert.equal(sync(), 1);
+      assert.throws(() => durably(db, () => { throw new Error("boom"); }), /boom/);
+      assert.equal(sync(), 1);
+      const inner = db.transaction(() => durably(db, sync)).immediate();
+      assert.equal(inner, 1, "inside a transaction the outer commit decides");
+      assert.equal(db.prepare("SELECT count(*) AS n FROM t").get()!.n, 1);
     } finally {
       closeDatabase(db);
     }

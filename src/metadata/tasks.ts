@@ -16,7 +16,7 @@
  */
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { checkExitStatus, checkPid, checkTimestamp, definedOnly, fromBit, toBit } from "./codec.js";
-import { isConstraintError, type Database } from "./db.js";
+import { durably, isConstraintError, type Database } from "./db.js";
 
 export type ProcessStatus = "created" | "running" | "paused" | "stopped" | "unknown";
 export const PROCESS_STATUSES: readonly ProcessStatus[] = ["created", "running", "paused", "stopped", "unknown"];
@@ -113,7 +113,10 @@ export class TaskStore {
   readonly #updateTx;
   readonly #recordExitTx;
 
-  constructor(db: Database, now: () => number = Date.now) {
+  constructor(
+    private readonly db: Database,
+    now: () => number = Date.now,
+  ) {
     this.#now = now;
     this.#insert = db.prepare<Row>(
       `INSERT INTO tasks (${COLUMNS}) VALUES (@id, @shim_id, @bundle, @pid, @status, @stdin, @stdout, @stderr,
@@ -236,10 +239,11 @@ export class TaskStore {
 
   /**
    * Records the task's exit unless one is recorded already (first exit wins), setting status
-   * 'stopped'. NotFound if the task is missing; InvalidArgument for a malformed exit.
+   * 'stopped'. NotFound if the task is missing; InvalidArgument for a malformed exit. The commit
+   * is fsynced (`durably`): a recorded exit code survives power loss too.
    */
   recordExit(id: string, exit: ExitInput): RecordExitResult {
-    return this.#recordExitTx.immediate(id, exit);
+    return durably(this.db, () => this.#recordExitTx.immediate(id, exit));
   }
 
   /** Deletes the task and (by cascade) its execs; NotFound if missing. */
