@@ -2,7 +2,8 @@
  * CRI benchmark, side by side: skiff and containerd 1.6.20 (Debian's, test-owned config and
  * sockets, same shim, runc, images and grpc-js client) in one run. Prints per-RPC medians and
  * p99, the full pod+container lifecycle, exit→EXITED latency, 50 pods started concurrently
- * (total time, p99 of ListContainers meanwhile) and daemon RSS with 100 pods; asserts nothing.
+ * (total time, p99 of ListContainers meanwhile), daemon RSS with 100 pods, and daemon CPU (per
+ * lifecycle, and idle with 100 pods; skiff's spawner helper counted with skiff); asserts nothing.
  *
  *   node --import tsx bench/cri.bench.ts [iterations=20] [--skiff-only]
  */
@@ -45,6 +46,10 @@ interface Result {
   concurrent: { totalMs: number; listP99: number };
   rssIdleMiB: number;
   rss100MiB: number;
+  /** Daemon CPU per full pod + container lifecycle (ms). */
+  cpuPerLifecycleMs: number;
+  /** Daemon CPU with 100 pods running and no calls, % of one core over 10 s. */
+  cpuIdle100Pct: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -56,6 +61,23 @@ function q(xs: number[], p: number): number {
 async function rssMiB(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** CPU time (user + system, ms) of the daemon and of its helper processes (skiff's spawner). */
+async function cpuMs(pid: number): Promise<number> {
+  const { readdir } = await import("node:fs/promises");
+  const ticks = async (p: number) => {
+    const stat = await readFile(`/proc/${p}/stat`, "utf8").catch(() => "");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { ppid: Number(f[1]), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), cpu: Number(f[11]) + Number(f[12]) };
+  };
+  let total = (await ticks(pid)).cpu;
+  for (const name of await readdir("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    const t = await ticks(Number(name));
+    if (t.ppid === pid && t.comm.startsWith("skiff-spawner")) total += t.cpu;
+  }
+  return (total * 1000) / 100; // USER_HZ is 100 on Linux
 }
 
 async function timed<T>(out: number[], fn: () => Promise<T>): Promise<T> {
@@ -74,21 +96,27 @@ interface Runner {
   lifecycle: number[];
   exitLatency: number[];
   rssStartMiB: number;
+  lifecycleCpuMs: number;
 }
 
 async function openRunner(t: Target): Promise<Runner> {
   const { runtime, close } = criClients(t.socket);
   const ops = Object.fromEntries(OPS.map((o) => [o, [] as number[]])) as Record<Op, number[]>;
-  const r: Runner = { t, runtime, close, ops, lifecycle: [], exitLatency: [], rssStartMiB: await rssMiB(t.pid) };
+  const r: Runner = { t, runtime, close, ops, lifecycle: [], exitLatency: [], rssStartMiB: await rssMiB(t.pid), lifecycleCpuMs: 0 };
   // Warm-up: the first pod fills caches on both sides (not recorded).
   await onePod(runtime, t, "warm", ops, true);
   return r;
 }
 
 async function lifecycleStep(r: Runner, i: number): Promise<void> {
+  const cpu0 = await cpuMs(r.t.pid);
   const t0 = now();
   await onePod(r.runtime, r.t, `b${i}`, r.ops, false);
   r.lifecycle.push(now() - t0);
+  // Background teardown (skiff's network and task teardown after the calls) is counted too:
+  // settle before reading the CPU clock again.
+  await sleep(300);
+  r.lifecycleCpuMs += (await cpuMs(r.t.pid)) - cpu0;
 }
 
 /** exit → EXITED: a container that exits on its own; the first status that shows it. */
@@ -136,6 +164,9 @@ async function loadPhases(r: Runner): Promise<Result> {
   for (let i = 0; i < 100; i += 10) many.push(...(await Promise.all(Array.from({ length: 10 }, (_, j) => startPod(`r${i + j}`)))));
   await sleep(1000);
   const rss100MiB = await rssMiB(t.pid);
+  const idle0 = await cpuMs(t.pid);
+  await sleep(10_000);
+  const cpuIdle100Pct = ((await cpuMs(t.pid)) - idle0) / 100;
   await removeAll(runtime, many);
   return {
     ops: r.ops,
@@ -144,6 +175,8 @@ async function loadPhases(r: Runner): Promise<Result> {
     concurrent: { totalMs, listP99: q(lists, 0.99) },
     rssIdleMiB: r.rssStartMiB,
     rss100MiB,
+    cpuPerLifecycleMs: r.lifecycleCpuMs / Math.max(1, r.lifecycle.length),
+    cpuIdle100Pct,
   };
 }
 
@@ -209,6 +242,8 @@ function table(results: [string, Result][]): void {
   add("50 pods: ListContainers p99 meanwhile", (r) => r.concurrent.listP99);
   add("Daemon RSS at start (MiB)", (r) => r.rssIdleMiB);
   add("Daemon RSS with 100 pods (MiB)", (r) => r.rss100MiB);
+  add("Daemon CPU per lifecycle (ms)", (r) => r.cpuPerLifecycleMs);
+  add("Daemon CPU, 100 pods idle (% of a core)", (r) => r.cpuIdle100Pct);
   console.log(`| ${head.join(" | ")} |`);
   console.log(`| ${head.map((_, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`);
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
