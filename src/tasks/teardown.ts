@@ -17,6 +17,8 @@
  * dropped. Callers only wait on the runner's promise with their own deadline; giving up does not
  * stop the work.
  */
+import { access } from "node:fs/promises";
+import * as path from "node:path";
 import type { MetadataStore, Teardown } from "../metadata/index.js";
 import type { ShimManager } from "../runtime/shim-manager.js";
 import { removeBundle } from "../runtime/bundle.js";
@@ -202,6 +204,14 @@ export class TeardownQueue {
     }
     // No live shim: the shim binary's `delete` action kills and removes the runc container and
     // unmounts the rootfs. If the task's process was gone before that, its code is unknown.
+    if (!(await exists(path.join(work.bundle, "runtime")))) {
+      // The shim's Create writes this file before it mounts the rootfs or runs `runc create`,
+      // and its `delete` action fails without it: a crash before Create left no container and
+      // no mount, so there is nothing for the binary to do (the bundle goes in cleanup_bundle).
+      this.stats.deadShimCleanups++;
+      this.exits.record(work.taskId, { exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: nowRfc3339(), reason: "never created in the shim" });
+      return;
+    }
     const wasAlive = task?.pid ? await isAlive(task.pid) : false;
     const res = await this.shims.cleanupTask(runtime, work.taskId, work.bundle, { signal });
     this.stats.deadShimCleanups++;
@@ -279,5 +289,15 @@ export class TeardownQueue {
   async close(): Promise<void> {
     this.stop.abort();
     await Promise.allSettled([...this.runners.values()]);
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
   }
 }

@@ -14,6 +14,10 @@ import { isAlive, waitForExit } from "../../src/util/proc.js";
 import { mountsUnder } from "../../src/runtime/mount-linux.js";
 import { ErrorCode, codeOf } from "../../src/errors.js";
 import { sleep } from "../../src/util/signal.js";
+import { bundlePath, createBundle } from "../../src/runtime/bundle.js";
+import { access } from "node:fs/promises";
+
+const exists = (p: string) => access(p).then(() => true, () => false);
 
 async function runExit3(d: Daemon, env: Env, id: string, runtime?: string) {
   d.containers.create({ id, spec: defaultSpec({ args: ["sh", "-c", "exit 3"] }), rootfs: bindRootfs(env.rootfs), runtime });
@@ -91,4 +95,36 @@ test("held-pipe variant: runc delete slowed 15 s by a wrapper runtime binary", {
   t.after(async () => assert.deepEqual(await cleanupEnv(env, d), []));
   const { info, shimPid } = await runExit3(d, env, "held", "slow");
   await assertSlowDeleteRecovers(d, "held", shimPid, info.bundle);
+});
+
+test("a task whose shim died before its Create (no `runtime` file in the bundle) is torn down, not retried forever", async (t) => {
+  const env = await makeEnv();
+  const d = await startDaemon(env);
+  t.after(async () => assert.deepEqual(await cleanupEnv(env, d), []));
+  // What a crash between the task record and the shim's Create leaves: records, a bundle without
+  // the shim's files, and a shim that is gone.
+  const dead = spawn("true");
+  const deadPid = dead.pid!;
+  await new Promise((r) => dead.on("exit", r));
+  d.containers.create({ id: "early", spec: defaultSpec({ args: ["true"] }), rootfs: bindRootfs(env.rootfs) });
+  d.meta.shims.create({
+    id: "early",
+    runtime: "runc",
+    binary: env.cfg.runtimes.runc!.shim,
+    bundle: d.shims.homeDir("early"),
+    namespace: env.cfg.namespace,
+    pid: deadPid,
+    address: path.join(env.dir, "gone.sock"),
+    state: "running",
+  });
+  const bundle = bundlePath(env.cfg.state, env.cfg.namespace, "early");
+  await createBundle(bundle, defaultSpec({ args: ["true"] }));
+  d.meta.tasks.create({ id: "early", shimId: "early", bundle, status: "created" });
+  const exit = await d.tasks.delete("early", { signal: AbortSignal.timeout(10_000) });
+  assert.equal(exit.exitStatus, 255, "no process ever ran: the code is unknown");
+  assert.equal(d.tasks.teardown.stats.retries, 0, "done at the first attempt");
+  assert.equal(d.tasks.info("early").status, "deleted");
+  assert.equal(d.meta.shims.find("early"), undefined);
+  assert.equal(await exists(bundle), false, "bundle removed");
+  await d.containers.delete("early");
 });
