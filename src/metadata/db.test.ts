@@ -36,7 +36,7 @@ describe("openDatabase", () => {
       assert.equal(sync(), 1);
       const inner = db.transaction(() => durably(db, sync)).immediate();
       assert.equal(inner, 1, "inside a transaction the outer commit decides");
-      assert.equal(db.prepare("SELECT count(*) AS n FROM t").get()!.n, 1);
+      assert.equal((db.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n, 1);
     } finally {
       closeDatabase(db);
     }
