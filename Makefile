@@ -25,7 +25,8 @@ setup:
 ## build: compile src/ into dist/ when a source changed, the static pause program and the spawner
 PAUSE_BIN := dist/native/pause
 SPAWNER_BIN := dist/native/skiff-spawner
-build: $(BUILD_STAMP) $(PAUSE_BIN) $(SPAWNER_BIN)
+PORTRELAY_BIN := dist/native/skiff-portrelay
+build: $(BUILD_STAMP) $(PAUSE_BIN) $(SPAWNER_BIN) $(PORTRELAY_BIN)
 
 $(PAUSE_BIN): native/pause.c | setup
 	@mkdir -p $(dir $@)
@@ -34,6 +35,10 @@ $(PAUSE_BIN): native/pause.c | setup
 $(SPAWNER_BIN): native/spawner.c | setup
 	@mkdir -p $(dir $@)
 	gcc -O2 -Wall -Wextra -Werror -o $@ native/spawner.c
+
+$(PORTRELAY_BIN): native/portrelay.c | setup
+	@mkdir -p $(dir $@)
+	gcc -O2 -Wall -Wextra -Werror -pthread -o $@ native/portrelay.c
 
 # The stamp is only written when tsc succeeds, so a failed build is retried next time.
 # setup is order-only: it runs first but does not force a rebuild by itself.

@@ -28,7 +28,8 @@ test("TOML overrides merge over defaults; new runtime handlers are added", async
   assert.equal(c.namespace, "k8s");
   assert.equal(c.timeouts.shimCallMs, 2500);
   assert.equal(c.timeouts.shimStartMs, 10_000, "untouched keys keep defaults");
-  assert.deepEqual(c.runtimes.crun, { shim: "containerd-shim-runc-v2", binaryName: "/usr/bin/crun", runcRoot: "" });
+  // runc_root merges over the default crun handler's where crun is installed (see config.ts).
+  assert.deepEqual(c.runtimes.crun, { shim: "containerd-shim-runc-v2", binaryName: "/usr/bin/crun", runcRoot: defaultConfig().runtimes.crun?.runcRoot ?? "" });
 });
 
 test("bad configuration is refused with a message naming the key", async (t) => {
@@ -106,4 +107,26 @@ test("bad [registry] settings are refused naming the key", () => {
   bad({ hosts: { "r.io": { username: "u" } } }, /username and password/);
   bad({ hosts: { "r.io": { ca_file: "rel.pem" } } }, /ca_file/);
   bad({ hosts: { "r.io": true } }, /must be a table/);
+});
+
+test("[streaming]: defaults, overrides, and bad values refused naming the key", () => {
+  const def = defaultConfig().streaming;
+  assert.equal(def.address, "127.0.0.1");
+  assert.equal(def.port, 0);
+  assert.equal(def.tokenTtlMs, 60_000);
+  assert.equal(def.idleTimeoutMs, 4 * 3600_000);
+  assert.equal(def.maxStreams, 100);
+  assert.deepEqual([def.tlsCert, def.tlsKey], ["", ""]);
+  const cfg = configFromObject({ streaming: { address: "0.0.0.0", port: 10010, max_streams: 5, tls_cert: "/c.pem", tls_key: "/k.pem" } });
+  assert.deepEqual([cfg.streaming.address, cfg.streaming.port, cfg.streaming.maxStreams, cfg.streaming.tokenTtlMs], ["0.0.0.0", 10010, 5, 60_000]);
+  const bad = (streaming: unknown, re: RegExp) =>
+    assert.throws(() => configFromObject({ streaming }), (e: Error) => isInvalidArgument(e) && re.test(e.message), String(re));
+  bad({ prot: 1 }, /unknown key "streaming\.prot"/);
+  bad({ port: 70000 }, /streaming\.port/);
+  bad({ port: "80" }, /streaming\.port/);
+  bad({ token_ttl_ms: 0 }, /token_ttl_ms/);
+  bad({ max_streams: 0 }, /max_streams/);
+  bad({ address: "" }, /streaming\.address/);
+  bad({ tls_cert: "/c.pem" }, /tls_cert and streaming\.tls_key/);
+  bad(3, /streaming must be a table/);
 });

@@ -2,11 +2,13 @@
  * skiffd configuration: one TOML file, every key optional, every default here.
  * The README documents each key; keep the two in step.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { invalidArgument } from "./errors.js";
 import type { RegistryHostConfig } from "./registry/hosts.js";
+import { defaultDoctorConfig, doctorFromObject, type DoctorConfig } from "./doctor/config.js";
 
 export interface RuntimeHandlerConfig {
   /** Shim binary (runtime v2 `start` / `delete` protocol). */
@@ -62,7 +64,30 @@ export interface Config {
     sandboxImage: string;
     /** Cap on ExecSync output per stream; what is beyond is dropped. */
     execSyncMaxOutputBytes: number;
+    /** Cgroup driver reported by RuntimeConfig: "cgroupfs" (what skiff's cgroup paths are) or "systemd". */
+    cgroupDriver: "cgroupfs" | "systemd";
+    /** Events a GetContainerEvents subscriber may leave unread before it is dropped. */
+    containerEventsQueue: number;
   };
+  streaming: {
+    /** Address the exec/attach/port-forward server listens on (its URLs name it). */
+    address: string;
+    /** TCP port; 0 picks a free one at start-up. */
+    port: number;
+    /** How long a URL returned by Exec/Attach/PortForward stays valid before its first use. */
+    tokenTtlMs: number;
+    /** A stream with no traffic for this long is closed (its exec process is killed). */
+    idleTimeoutMs: number;
+    /** Concurrent streaming connections; more are refused. */
+    maxStreams: number;
+    /** PEM certificate and key for HTTPS; both "" serves plain HTTP. */
+    tlsCert: string;
+    tlsKey: string;
+    /** The helper that relays a port-forward connection inside a pod's network namespace. */
+    portRelayBinary: string;
+  };
+  /** `[doctor]`: the periodic drift check (see src/doctor/config.ts). */
+  doctor: DoctorConfig;
   cni: {
     /** Where the network conflist is read; a default one is installed when it holds none. */
     confDir: string;
@@ -87,7 +112,7 @@ export function defaultConfig(): Config {
     root: "/var/lib/skiff",
     state: "/run/skiff",
     namespace: "skiff",
-    runtimes: { runc: { shim: "containerd-shim-runc-v2", binaryName: "", runcRoot: "" } },
+    runtimes: { runc: { shim: "containerd-shim-runc-v2", binaryName: "", runcRoot: "" }, ...crunHandler() },
     defaultRuntime: "runc",
     timeouts: { shimCallMs: 10_000, shimStartMs: 10_000, shimExitMs: 5_000 },
     teardown: { initialBackoffMs: 1_000, maxBackoffMs: 300_000 },
@@ -98,7 +123,23 @@ export function defaultConfig(): Config {
     spawnerBinary: path.join(PACKAGE_ROOT, "dist", "native", "skiff-spawner"),
     registry: { stallTimeoutMs: 60_000, concurrency: 3, hosts: [] },
     // Both streams together must fit kubelet's 16 MiB message: 8 MiB each, less room for framing.
-    cri: { sandboxImage: "registry.k8s.io/pause:3.9", execSyncMaxOutputBytes: 8 * 1024 * 1024 - 64 * 1024 },
+    cri: {
+      sandboxImage: "registry.k8s.io/pause:3.9",
+      execSyncMaxOutputBytes: 8 * 1024 * 1024 - 64 * 1024,
+      cgroupDriver: "cgroupfs",
+      containerEventsQueue: 1000,
+    },
+    streaming: {
+      address: "127.0.0.1",
+      port: 0,
+      tokenTtlMs: 60_000,
+      idleTimeoutMs: 4 * 60 * 60 * 1000,
+      maxStreams: 100,
+      tlsCert: "",
+      tlsKey: "",
+      portRelayBinary: path.join(PACKAGE_ROOT, "dist", "native", "skiff-portrelay"),
+    },
+    doctor: defaultDoctorConfig(),
     cni: {
       confDir: "/etc/cni/net.d",
       binDirs: ["/usr/lib/cni", "/opt/cni/bin"],
@@ -107,6 +148,29 @@ export function defaultConfig(): Config {
       pluginTimeoutMs: 30_000,
     },
   };
+}
+
+/** Debian's crun, if installed. */
+const CRUN_BINARY = "/usr/bin/crun";
+
+/**
+ * The `crun` handler of the default config, present only where crun is installed and can run
+ * containers (checked once, when the defaults are built). The runc shim runs it through
+ * Options.binary_name; its state has a root of its own, so `runc list` never meets crun's state
+ * files (or the reverse). crun refuses hybrid cgroup hosts whose unified (v2) hierarchy has
+ * controllers ("cgroups in hybrid mode not supported"); there it is left out.
+ */
+function crunHandler(): Record<string, RuntimeHandlerConfig> {
+  if (!existsSync(CRUN_BINARY) || hybridWithV2Controllers()) return {};
+  return { crun: { shim: "containerd-shim-runc-v2", binaryName: CRUN_BINARY, runcRoot: "/run/containerd/crun" } };
+}
+
+function hybridWithV2Controllers(): boolean {
+  try {
+    return readFileSync("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+  } catch {
+    return false;
+  }
 }
 
 type Obj = Record<string, unknown>;
@@ -139,6 +203,8 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
     "registry",
     "cri",
     "cni",
+    "streaming",
+    "doctor",
   ]);
   for (const k of Object.keys(doc)) if (!known.has(k)) throw invalidArgument(`config: unknown key "${k}"`);
   const cfg: Config = structuredClone(base);
@@ -184,10 +250,14 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
   if (doc.registry !== undefined) cfg.registry = registryFromObject(doc.registry, cfg.registry);
   if (doc.cri !== undefined) {
     if (!isObj(doc.cri)) throw invalidArgument("config: cri must be a table");
-    checkKeys(doc.cri, ["sandbox_image", "exec_sync_max_output_bytes"], "cri.");
+    checkKeys(doc.cri, ["sandbox_image", "exec_sync_max_output_bytes", "cgroup_driver", "container_events_queue"], "cri.");
+    cfg.cri.cgroupDriver = pick(doc.cri, "cgroup_driver", "string", cfg.cri.cgroupDriver, "cri.");
+    cfg.cri.containerEventsQueue = pick(doc.cri, "container_events_queue", "number", cfg.cri.containerEventsQueue, "cri.");
     cfg.cri.sandboxImage = pick(doc.cri, "sandbox_image", "string", cfg.cri.sandboxImage, "cri.");
     cfg.cri.execSyncMaxOutputBytes = pick(doc.cri, "exec_sync_max_output_bytes", "number", cfg.cri.execSyncMaxOutputBytes, "cri.");
   }
+  if (doc.streaming !== undefined) cfg.streaming = streamingFromObject(doc.streaming, cfg.streaming);
+  if (doc.doctor !== undefined) cfg.doctor = doctorFromObject(doc.doctor, cfg.doctor);
   if (doc.cni !== undefined) {
     if (!isObj(doc.cni)) throw invalidArgument("config: cni must be a table");
     const c = doc.cni;
@@ -209,6 +279,23 @@ export function configFromObject(doc: Obj, base: Config = defaultConfig()): Conf
 
 function checkKeys(src: Obj, known: string[], where: string): void {
   for (const k of Object.keys(src)) if (!known.includes(k)) throw invalidArgument(`config: unknown key "${where}${k}"`);
+}
+
+/** `[streaming]`: the exec/attach/port-forward server. */
+function streamingFromObject(raw: unknown, base: Config["streaming"]): Config["streaming"] {
+  if (!isObj(raw)) throw invalidArgument("config: streaming must be a table");
+  const w = "streaming.";
+  checkKeys(raw, ["address", "port", "token_ttl_ms", "idle_timeout_ms", "max_streams", "tls_cert", "tls_key", "port_relay_binary"], w);
+  return {
+    address: pick(raw, "address", "string", base.address, w),
+    port: pick(raw, "port", "number", base.port, w),
+    tokenTtlMs: pick(raw, "token_ttl_ms", "number", base.tokenTtlMs, w),
+    idleTimeoutMs: pick(raw, "idle_timeout_ms", "number", base.idleTimeoutMs, w),
+    maxStreams: pick(raw, "max_streams", "number", base.maxStreams, w),
+    tlsCert: pick(raw, "tls_cert", "string", base.tlsCert, w),
+    tlsKey: pick(raw, "tls_key", "string", base.tlsKey, w),
+    portRelayBinary: pick(raw, "port_relay_binary", "string", base.portRelayBinary, w),
+  };
 }
 
 /** `[registry]` and its `[registry.hosts."HOST"]` tables; a host given again replaces the earlier entry. */
@@ -279,9 +366,25 @@ export function validateConfig(cfg: Config): void {
   if (!Number.isInteger(cfg.cri.execSyncMaxOutputBytes) || cfg.cri.execSyncMaxOutputBytes < 1) {
     throw invalidArgument("config: cri.exec_sync_max_output_bytes must be a positive integer");
   }
+  if (cfg.cri.cgroupDriver !== "cgroupfs" && cfg.cri.cgroupDriver !== "systemd") {
+    throw invalidArgument(`config: cri.cgroup_driver must be "cgroupfs" or "systemd", got "${String(cfg.cri.cgroupDriver)}"`);
+  }
+  if (!Number.isInteger(cfg.cri.containerEventsQueue) || cfg.cri.containerEventsQueue < 1) {
+    throw invalidArgument("config: cri.container_events_queue must be a positive integer");
+  }
+  validateStreaming(cfg.streaming);
   if (!(cfg.teardown.initialBackoffMs > 0) || cfg.teardown.maxBackoffMs < cfg.teardown.initialBackoffMs) {
     throw invalidArgument("config: teardown backoff must satisfy 0 < initial_backoff_ms <= max_backoff_ms");
   }
+}
+
+function validateStreaming(s: Config["streaming"]): void {
+  if (!s.address) throw invalidArgument("config: streaming.address must not be empty");
+  if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) throw invalidArgument("config: streaming.port must be an integer in 0..65535");
+  if (!(s.tokenTtlMs > 0)) throw invalidArgument("config: streaming.token_ttl_ms must be positive");
+  if (!(s.idleTimeoutMs > 0)) throw invalidArgument("config: streaming.idle_timeout_ms must be positive");
+  if (!Number.isInteger(s.maxStreams) || s.maxStreams < 1) throw invalidArgument("config: streaming.max_streams must be a positive integer");
+  if (!s.tlsCert !== !s.tlsKey) throw invalidArgument("config: streaming.tls_cert and streaming.tls_key go together");
 }
 
 /** Loads a TOML file; a missing file with `optional` yields the defaults. */

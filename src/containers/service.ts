@@ -65,6 +65,11 @@ export class ContainersService {
     return this.meta.containers.get(id);
   }
 
+  /** Replaces the stored OCI spec (used by the next task create); NotFound if missing. */
+  updateSpec(id: string, spec: Record<string, unknown>): Container {
+    return this.meta.containers.update(id, { spec: JSON.stringify(spec) });
+  }
+
   list(): Container[] {
     return this.meta.containers.list();
   }

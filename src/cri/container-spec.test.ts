@@ -4,6 +4,7 @@ import type { ImageRecord } from "../metadata/index.js";
 import { isInvalidArgument } from "../errors.js";
 import { containerArgs, containerSpec, type ContainerSpecInput } from "./container-spec.js";
 import type { MountRecord, SandboxRecord } from "./records.js";
+import { capabilityChange, resolveContainerSecurity } from "./security.js";
 
 const image = (o: Partial<ImageRecord["config"]> = {}): ImageRecord => ({
   name: "docker.io/library/app:1",
@@ -129,4 +130,28 @@ test("containerSpec: resources, cgroupsPath under the pod's parent, oom_score_ad
   assert.equal(none.linux.resources.cpu, undefined);
   assert.equal(none.linux.resources.memory, undefined);
   assert.equal(none.linux.cgroupsPath, undefined);
+});
+
+test("security context: capabilities and seccomp applied; request paths replace defaults; privileged clears them", async () => {
+  const sec = await resolveContainerSecurity(
+    { privileged: false, capabilities: capabilityChange(["NET_ADMIN"], ["ALL"], [], "c"), seccomp: { kind: "runtime-default" } },
+    {},
+    "c",
+  );
+  const s = spec({ security: sec, maskedPaths: ["/proc/x"], readonlyPaths: ["/proc/y"] });
+  assert.deepEqual(s.process.capabilities, { bounding: ["CAP_NET_ADMIN"], effective: ["CAP_NET_ADMIN"], permitted: ["CAP_NET_ADMIN"] });
+  assert.equal(s.linux.seccomp.defaultAction, "SCMP_ACT_ERRNO");
+  assert.deepEqual([s.linux.maskedPaths, s.linux.readonlyPaths], [["/proc/x"], ["/proc/y"]]);
+  const defaults = spec();
+  assert.ok(defaults.linux.maskedPaths.includes("/proc/kcore"), "containerd's defaults when the request lists none");
+  assert.ok(defaults.linux.readonlyPaths.includes("/proc/sys"));
+  assert.equal(defaults.linux.seccomp, undefined);
+
+  const priv = await resolveContainerSecurity({ privileged: true, capabilities: capabilityChange([], ["ALL"], [], "c"), seccomp: { kind: "runtime-default" } }, { privileged: true }, "c");
+  const p = spec({ security: priv, maskedPaths: ["/proc/x"] }, pod({ privileged: true }));
+  assert.equal(p.linux.maskedPaths, undefined, "privileged: no masked paths, even requested ones");
+  assert.equal(p.linux.readonlyPaths, undefined);
+  assert.equal(p.linux.seccomp, undefined);
+  assert.ok(p.process.capabilities.bounding.includes("CAP_SYS_ADMIN"), "drop ALL is ignored for privileged containers");
+  assert.ok(p.linux.devices.length > 0);
 });

@@ -1,8 +1,9 @@
 /**
  * A CRI container's OCI spec from its ContainerConfig, its image and its pod: process (command,
  * args, env, working dir, user), the pod's namespaces joined through the pause process, the pod
- * files and the requested bind mounts with their propagation, and the resources and security
- * options supported so far (the rest is refused by the RPC layer, never ignored).
+ * files and the requested bind mounts with their propagation, the resources, and the security
+ * context (security.ts: capabilities, seccomp, privileged; masked and readonly paths given by the
+ * request replace the defaults). Options skiff lacks are refused by the RPC layer, never ignored.
  */
 import { readFile } from "node:fs/promises";
 import * as path from "node:path";
@@ -13,16 +14,10 @@ import { NS_CONTAINER, NS_NODE, NS_POD, type MountRecord, type NamespaceMode, ty
 import { CONTAINER_TYPE_ANNOTATION } from "./pod-spec.js";
 import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
 import type { ResolvedUser } from "./image-user.js";
+import { applySecurity, type ResolvedSecurity } from "./security.js";
+import { applyResources, type ContainerResources } from "./resources.js";
 
-export interface ContainerResources {
-  cpuPeriod: number;
-  cpuQuota: number;
-  cpuShares: number;
-  memoryLimitInBytes: number;
-  oomScoreAdj: number;
-  cpusetCpus: string;
-  cpusetMems: string;
-}
+export type { ContainerResources } from "./resources.js";
 
 export interface ContainerSpecInput {
   id: string;
@@ -40,6 +35,8 @@ export interface ContainerSpecInput {
   maskedPaths: string[];
   readonlyPaths: string[];
   namespaces: { pid: NamespaceMode; ipc: NamespaceMode; network: NamespaceMode; targetPid?: number };
+  /** Capabilities, seccomp, privileged (resolveContainerSecurity); absent: the defaults. */
+  security?: ResolvedSecurity;
   resources?: ContainerResources;
 }
 
@@ -86,6 +83,8 @@ export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: Contain
   spec.process.noNewPrivileges = c.noNewPrivs;
   if (c.maskedPaths.length) spec.linux.maskedPaths = c.maskedPaths;
   if (c.readonlyPaths.length) spec.linux.readonlyPaths = c.readonlyPaths;
+  // After the paths: a privileged container clears them, whatever the request listed.
+  if (c.security) applySecurity(spec, c.security);
 
   // Namespaces: network, IPC and UTS are the pod's (through the pause process) unless the host's.
   const pauseNs = (t: string) => ({ path: `/proc/${pod.pid}/ns/${t}` });
@@ -131,18 +130,6 @@ export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: Contain
 
   const cg = cgroupsPath(pod.cgroupParent, c.id);
   if (cg) spec.linux.cgroupsPath = cg;
-  const r = c.resources;
-  if (r) {
-    const res = spec.linux.resources as Record<string, unknown>;
-    const cpu: Record<string, unknown> = {};
-    if (r.cpuShares) cpu.shares = r.cpuShares;
-    if (r.cpuQuota) cpu.quota = r.cpuQuota;
-    if (r.cpuPeriod) cpu.period = r.cpuPeriod;
-    if (r.cpusetCpus) cpu.cpus = r.cpusetCpus;
-    if (r.cpusetMems) cpu.mems = r.cpusetMems;
-    if (Object.keys(cpu).length) res.cpu = cpu;
-    if (r.memoryLimitInBytes) res.memory = { limit: r.memoryLimitInBytes };
-    if (r.oomScoreAdj) spec.process.oomScoreAdj = Math.max(r.oomScoreAdj, minOomScoreAdj);
-  }
+  if (c.resources) applyResources(spec, c.resources, minOomScoreAdj);
   return spec;
 }

@@ -18,10 +18,10 @@ test("runPodRequest: required fields, unsupported options refused, host ports on
   rejects(() => runPodRequest(create(PodSandboxConfigSchema, { metadata: { namespace: "ns" } }), ""), /name is empty/);
   rejects(() => runPodRequest(create(PodSandboxConfigSchema, { metadata: { name: "p" } }), ""), /"p".*namespace is empty/);
   rejects(() => runPodRequest(pod({ logDirectory: "relative" }), ""), /log_directory "relative" must be an absolute path/);
-  rejects(() => runPodRequest(pod({ linux: { securityContext: { privileged: true } } }), ""), /privileged pods are not supported yet/);
+  rejects(() => runPodRequest(pod({ linux: { securityContext: { selinuxOptions: { type: "spc_t" } } } }), ""), /"ns\/p": selinux_options requested, but SELinux is not enabled/);
   rejects(
-    () => runPodRequest(pod({ linux: { securityContext: { seccomp: { profileType: SecurityProfile_ProfileType.RuntimeDefault } } } }), ""),
-    /seccomp profiles are not supported yet/,
+    () => runPodRequest(pod({ linux: { securityContext: { apparmor: { profileType: SecurityProfile_ProfileType.RuntimeDefault } } } }), ""),
+    /AppArmor profile RuntimeDefault requested, but AppArmor is not enabled on this host/,
   );
   const r = runPodRequest(
     pod({ portMappings: [{ containerPort: 80, hostPort: 8080 }, { containerPort: 81 }], linux: { sysctls: { "net.core.somaxconn": "1024" } } }),
@@ -37,8 +37,9 @@ test("createContainerRequest: required fields, mounts, refusals", () => {
   rejects(() => createContainerRequest("", ctr()), /pod_sandbox_id is empty/);
   rejects(() => createContainerRequest("p", ctr({ metadata: { name: "" } })), /metadata.name is empty/);
   rejects(() => createContainerRequest("p", ctr({ image: { image: "" } })), /"c": image is empty/);
-  rejects(() => createContainerRequest("p", ctr({ stdin: true })), /stdin .* not supported yet/);
-  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { capabilities: { addCapabilities: ["NET_ADMIN"] } } } })), /capability/);
+  const withStdin = createContainerRequest("p", ctr({ stdin: true, stdinOnce: true }));
+  assert.deepEqual([withStdin.stdin, withStdin.stdinOnce], [true, true]);
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { capabilities: { addCapabilities: ["NET_WIZARD"] } } } })), /"c": unknown capability "NET_WIZARD"/);
   rejects(() => createContainerRequest("p", ctr({ linux: { resources: { cpuShares: -2n } } })), /cpu_shares -2 is negative/);
   rejects(() => createContainerRequest("p", ctr({ devices: [{ containerPath: "/dev/x", hostPath: "/dev/null" }] })), /devices/);
   const r = createContainerRequest(
@@ -65,12 +66,14 @@ test("createContainerRequest: config and metadata required, named by the pod; mo
   rejects(() => createContainerRequest("p1", undefined), /CreateContainer: config is required/);
   rejects(() => createContainerRequest("p1", create(ContainerConfigSchema, { image: { image: "busybox" } })), /pod sandbox "p1": config.metadata is required/);
   rejects(() => createContainerRequest("p", ctr({ image: undefined })), /"c": image is empty/);
-  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { privileged: true } } })), /"c": privileged containers are not supported yet/);
-  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { capabilities: { dropCapabilities: ["ALL"] } } } })), /capability changes are not supported yet/);
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { capabilities: { dropCapabilities: ["CAP_"] } } } })), /"c": unknown capability "CAP_"/);
   rejects(
-    () => createContainerRequest("p", ctr({ linux: { securityContext: { seccomp: { profileType: SecurityProfile_ProfileType.RuntimeDefault } } } })),
-    /"c": seccomp profiles are not supported yet/,
+    () => createContainerRequest("p", ctr({ linux: { securityContext: { seccomp: { profileType: SecurityProfile_ProfileType.Localhost, localhostRef: "rel.json" } } } })),
+    /"c": seccomp profile path "rel.json" is not absolute/,
   );
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { seccompProfilePath: "docker/strict" } } })), /unsupported seccomp profile "docker\/strict"/);
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { apparmorProfile: "localhost/k8s" } } })), /"c": AppArmor profile "localhost\/k8s" requested/);
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { selinuxOptions: { level: "s0" } } } })), /"c": selinux_options requested/);
   rejects(() => createContainerRequest("p", ctr({ CDIDevices: [{ name: "vendor.com/gpu=0" }] })), /devices are not supported yet/);
   rejects(() => createContainerRequest("p", ctr({ envs: [{ key: "", value: "x" }] })), /empty key/);
   rejects(() => createContainerRequest("p", ctr({ mounts: [{ containerPath: "", hostPath: "/srv" }] })), /mounts\[0\]: container_path is empty/);
@@ -86,7 +89,7 @@ test("createContainerRequest: user, resources and namespace options carried over
       tty: true,
       linux: {
         securityContext: { runAsUser: { value: 1000n }, runAsGroup: { value: 0n }, supplementalGroups: [5n], readonlyRootfs: true, noNewPrivs: true, namespaceOptions: { pid: 1 } },
-        resources: { cpuQuota: -1n, cpuShares: 2n, memoryLimitInBytes: 1024n, oomScoreAdj: -10n },
+        resources: { cpuQuota: -1n, cpuShares: 2n, memoryLimitInBytes: 8388608n, oomScoreAdj: -10n },
       },
     }),
   );
@@ -94,7 +97,7 @@ test("createContainerRequest: user, resources and namespace options carried over
   assert.deepEqual([r.runAsUser, r.runAsGroup, r.supplementalGroups], [1000, 0, [5]]);
   assert.deepEqual([r.readonlyRootfs, r.noNewPrivs], [true, true]);
   assert.deepEqual(r.namespaces, { pid: 1, targetId: "" });
-  assert.deepEqual(r.resources, { cpuPeriod: 0, cpuQuota: -1, cpuShares: 2, memoryLimitInBytes: 1024, oomScoreAdj: -10, cpusetCpus: "", cpusetMems: "" });
+  assert.deepEqual(r.resources, { cpuPeriod: 0, cpuQuota: -1, cpuShares: 2, memoryLimitInBytes: 8388608, oomScoreAdj: -10, cpusetCpus: "", cpusetMems: "" });
   assert.equal(createContainerRequest("p", ctr()).resources, undefined);
 });
 
@@ -200,4 +203,29 @@ test("containerStatusToProto / containerToProto: field mapping", () => {
   const c = containerToProto(container({ state: "running" }));
   assert.deepEqual([c.id, c.podSandboxId, c.metadata?.name, c.metadata?.attempt, c.state, c.createdAt], ["c1", "p1", "c", 2, ContainerState.CONTAINER_RUNNING, 1000000000000000001n]);
   assert.deepEqual([c.image?.image, c.imageRef, c.imageId, c.labels, c.annotations], ["busybox", container().imageRef, container().imageId, { l: "1" }, { a: "2" }]);
+});
+
+test("security contexts: privileged, capabilities, seccomp in both fields, unconfined AppArmor", () => {
+  const P = SecurityProfile_ProfileType;
+  const sc = (securityContext: object) => createContainerRequest("p", ctr({ linux: { securityContext } })).security!;
+  assert.deepEqual(createContainerRequest("p", ctr()).security, {
+    privileged: false,
+    capabilities: { addAll: false, dropAll: false, add: [], drop: [], ambient: [] },
+    seccomp: { kind: "unconfined" },
+  });
+  assert.deepEqual(sc({ privileged: true, capabilities: { addCapabilities: ["all", "net_admin"], dropCapabilities: ["CAP_CHOWN", "ALL"], addAmbientCapabilities: ["NET_RAW"] } }), {
+    privileged: true,
+    capabilities: { addAll: true, dropAll: true, add: ["CAP_NET_ADMIN"], drop: ["CAP_CHOWN"], ambient: ["CAP_NET_RAW"] },
+    seccomp: { kind: "unconfined" },
+  });
+  assert.deepEqual(sc({ seccomp: { profileType: P.RuntimeDefault } }).seccomp, { kind: "runtime-default" });
+  assert.deepEqual(sc({ seccomp: { profileType: P.Localhost, localhostRef: "/etc/s.json" } }).seccomp, { kind: "localhost", path: "/etc/s.json" });
+  // The field wins over the deprecated path.
+  assert.deepEqual(sc({ seccomp: { profileType: P.Unconfined }, seccompProfilePath: "runtime/default" }).seccomp, { kind: "unconfined" });
+  assert.deepEqual(sc({ seccompProfilePath: "docker/default" }).seccomp, { kind: "runtime-default" });
+  assert.deepEqual(sc({ seccompProfilePath: "localhost//etc/s.json" }).seccomp, { kind: "localhost", path: "/etc/s.json" });
+  assert.deepEqual(sc({ apparmor: { profileType: P.Unconfined }, apparmorProfile: "unconfined", selinuxOptions: {} }).privileged, false);
+  const r = runPodRequest(pod({ linux: { securityContext: { privileged: true, seccompProfilePath: "runtime/default" } } }), "");
+  assert.deepEqual(r.security, { privileged: true, seccomp: { kind: "runtime-default" } });
+  assert.deepEqual(runPodRequest(pod(), "").security, { privileged: false, seccomp: { kind: "unconfined" } });
 });

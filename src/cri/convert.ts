@@ -1,7 +1,7 @@
 /**
  * runtime.v1 messages ↔ the CRI layer's domain types. Requests are validated here: missing or
- * malformed fields and options skiff does not support yet are InvalidArgument errors naming the
- * object (never silently ignored).
+ * malformed fields and options skiff does not support yet (or this host lacks: AppArmor, SELinux)
+ * are InvalidArgument errors naming the object (never silently ignored).
  */
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "../errors.js";
@@ -26,6 +26,9 @@ import {
 import type { ContainerRecord, ContainerState, MountRecord, NamespaceMode, SandboxRecord } from "./records.js";
 import type { RunPodRequest } from "./pods.js";
 import type { CreateContainerRequest } from "./ctrs.js";
+import { capabilityChange } from "./security.js";
+import { seccompRequest, type SeccompRequest } from "./seccomp.js";
+import { resourcesFromProto } from "./resources.js";
 
 const PROTOCOLS: Record<number, "tcp" | "udp" | "sctp"> = { [Protocol.TCP]: "tcp", [Protocol.UDP]: "udp", [Protocol.SCTP]: "sctp" };
 
@@ -34,23 +37,40 @@ function nsMode(v: number, what: string): NamespaceMode {
   throw invalidArgument(`${what}: unknown namespace mode ${v}`);
 }
 
-function int(v: bigint, what: string): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw invalidArgument(`${what}: ${v} is out of range`);
-  return Number(v);
-}
-
 /** A uid or gid: the OCI spec's uint32 (runc refused larger ones with Unknown; found by fuzzing). */
 function id32(v: bigint, what: string): number {
   if (v < 0n || v > 0xffff_ffffn) throw invalidArgument(`${what}: ${v} is not a valid id (0 to 4294967295)`);
   return Number(v);
 }
 
-function checkProfile(p: SecurityProfile | undefined, legacyPath: string, kind: string, what: string): void {
+const PROFILE_TYPES = {
+  [SecurityProfile_ProfileType.RuntimeDefault]: "RuntimeDefault",
+  [SecurityProfile_ProfileType.Unconfined]: "Unconfined",
+  [SecurityProfile_ProfileType.Localhost]: "Localhost",
+} as const;
+
+function seccompOf(p: SecurityProfile | undefined, legacyPath: string, what: string): SeccompRequest {
+  if (!p) return seccompRequest(undefined, legacyPath, what);
+  const type = PROFILE_TYPES[p.profileType];
+  if (!type) throw invalidArgument(`${what}: unknown seccomp profile type ${p.profileType}`);
+  return seccompRequest({ type, localhostRef: p.localhostRef }, "", what);
+}
+
+/** This host has no AppArmor: only "unconfined" (or nothing) can be honoured. */
+function checkAppArmor(p: SecurityProfile | undefined, legacyName: string, what: string): void {
   if (p && p.profileType !== SecurityProfile_ProfileType.Unconfined) {
-    throw invalidArgument(`${what}: ${kind} profiles are not supported yet (only Unconfined)`);
+    const name = PROFILE_TYPES[p.profileType] ?? String(p.profileType);
+    throw invalidArgument(`${what}: AppArmor profile ${name}${p.localhostRef ? ` "${p.localhostRef.slice(0, 256)}"` : ""} requested, but AppArmor is not enabled on this host`);
   }
-  if (!p && legacyPath && legacyPath !== "unconfined") {
-    throw invalidArgument(`${what}: ${kind} profile "${legacyPath}" is not supported yet (only unconfined)`);
+  if (!p && legacyName && legacyName !== "unconfined") {
+    throw invalidArgument(`${what}: AppArmor profile "${legacyName.slice(0, 256)}" requested, but AppArmor is not enabled on this host`);
+  }
+}
+
+/** This host has no SELinux: an empty SELinuxOption is fine, a label is refused. */
+function checkSelinux(o: { user: string; role: string; type: string; level: string } | undefined, what: string): void {
+  if (o && (o.user || o.role || o.type || o.level)) {
+    throw invalidArgument(`${what}: selinux_options requested, but SELinux is not enabled on this host`);
   }
 }
 
@@ -66,11 +86,10 @@ export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandl
   }
   const linux = config.linux;
   const sc = linux?.securityContext;
-  if (sc?.privileged) throw invalidArgument(`${what}: privileged pods are not supported yet`);
-  if (sc?.selinuxOptions) throw invalidArgument(`${what}: SELinux is not available on this host`);
+  checkSelinux(sc?.selinuxOptions, what);
   if (sc?.namespaceOptions?.usernsOptions) throw invalidArgument(`${what}: user namespaces are not supported yet`);
-  checkProfile(sc?.seccomp, sc?.seccompProfilePath ?? "", "seccomp", what);
-  checkProfile(sc?.apparmor, "", "AppArmor", what);
+  const seccomp = seccompOf(sc?.seccomp, sc?.seccompProfilePath ?? "", what);
+  checkAppArmor(sc?.apparmor, "", what);
   if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
   // sethostname(2) takes at most 64 bytes; runc's refusal surfaced as Unknown (found by fuzzing).
   if (Buffer.byteLength(config.hostname) > 64) throw invalidArgument(`${what}: hostname is longer than 64 bytes`);
@@ -105,6 +124,7 @@ export function runPodRequest(config: PodSandboxConfig | undefined, runtimeHandl
     ...(sc?.runAsGroup ? { runAsGroup: id32(sc.runAsGroup.value, `${what}: run_as_group`) } : {}),
     readonlyRootfs: sc?.readonlyRootfs ?? false,
     supplementalGroups: (sc?.supplementalGroups ?? []).map((g) => id32(g, `${what}: supplemental_groups`)),
+    security: { privileged: sc?.privileged ?? false, seccomp },
     runtimeHandler,
   };
 }
@@ -120,27 +140,16 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
   const what = `container "${m.name}"`;
   if (!config.image?.image) throw invalidArgument(`${what}: image is empty`);
   if (config.devices.length || config.CDIDevices.length) throw invalidArgument(`${what}: devices are not supported yet`);
-  if (config.stdin) throw invalidArgument(`${what}: stdin (attach) is not supported yet`);
   if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
   const sc = config.linux?.securityContext;
-  if (sc?.privileged) throw invalidArgument(`${what}: privileged containers are not supported yet`);
   const caps = sc?.capabilities;
-  if (caps && (caps.addCapabilities.length || caps.dropCapabilities.length || caps.addAmbientCapabilities.length)) {
-    throw invalidArgument(`${what}: capability changes are not supported yet`);
-  }
-  if (sc?.selinuxOptions) throw invalidArgument(`${what}: SELinux is not available on this host`);
-  checkProfile(sc?.seccomp, sc?.seccompProfilePath ?? "", "seccomp", what);
-  checkProfile(sc?.apparmor, sc?.apparmorProfile ?? "", "AppArmor", what);
+  const capabilities = capabilityChange(caps?.addCapabilities ?? [], caps?.dropCapabilities ?? [], caps?.addAmbientCapabilities ?? [], what);
+  checkSelinux(sc?.selinuxOptions, what);
+  const seccomp = seccompOf(sc?.seccomp, sc?.seccompProfilePath ?? "", what);
+  checkAppArmor(sc?.apparmor, sc?.apparmorProfile ?? "", what);
   const r = config.linux?.resources;
-  if (r && (r.hugepageLimits.length || Object.keys(r.unified).length)) throw invalidArgument(`${what}: hugepage and unified resources are not supported yet`);
-  for (const [k, v] of [
-    ["cpu_period", r?.cpuPeriod],
-    ["cpu_quota", r?.cpuQuota],
-    ["cpu_shares", r?.cpuShares],
-    ["memory_limit_in_bytes", r?.memoryLimitInBytes],
-  ] as const) {
-    if (v !== undefined && v < 0n && !(k === "cpu_quota" && v === -1n)) throw invalidArgument(`${what}: ${k} ${v} is negative`);
-  }
+  // Syntax and ranges here; host facts (hugepage sizes, cgroup version) when the container is made.
+  const resources = r ? resourcesFromProto(r, what) : undefined;
   const mounts: MountRecord[] = config.mounts.map((mt, i) => {
     if (mt.selinuxRelabel) throw invalidArgument(`${what}: mounts[${i}]: SELinux relabeling is not available on this host`);
     if (mt.uidMappings.length || mt.gidMappings.length) throw invalidArgument(`${what}: mounts[${i}]: id-mapped mounts are not supported yet`);
@@ -168,6 +177,7 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
     annotations: { ...config.annotations },
     logPath: config.logPath,
     stdin: config.stdin,
+    stdinOnce: config.stdinOnce,
     tty: config.tty,
     ...(sc?.runAsUser ? { runAsUser: id32(sc.runAsUser.value, `${what}: run_as_user`) } : {}),
     runAsUsername: sc?.runAsUsername ?? "",
@@ -177,20 +187,9 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
     noNewPrivs: sc?.noNewPrivs ?? false,
     maskedPaths: sc?.maskedPaths ?? [],
     readonlyPaths: sc?.readonlyPaths ?? [],
+    security: { privileged: sc?.privileged ?? false, capabilities, seccomp },
     namespaces: { pid: nsMode(nso?.pid ?? 0, what), targetId: nso?.targetId ?? "" },
-    ...(r
-      ? {
-          resources: {
-            cpuPeriod: int(r.cpuPeriod, `${what}: cpu_period`),
-            cpuQuota: int(r.cpuQuota, `${what}: cpu_quota`),
-            cpuShares: int(r.cpuShares, `${what}: cpu_shares`),
-            memoryLimitInBytes: int(r.memoryLimitInBytes, `${what}: memory_limit_in_bytes`),
-            oomScoreAdj: int(r.oomScoreAdj, `${what}: oom_score_adj`),
-            cpusetCpus: r.cpusetCpus,
-            cpusetMems: r.cpusetMems,
-          },
-        }
-      : {}),
+    ...(resources ? { resources } : {}),
   };
 }
 
@@ -286,6 +285,9 @@ export function containerStatusToProto(c: ContainerRecord): PbContainerStatus {
         oomScoreAdj: BigInt(c.resources?.oomScoreAdj ?? 0),
         cpusetCpus: c.resources?.cpusetCpus ?? "",
         cpusetMems: c.resources?.cpusetMems ?? "",
+        memorySwapLimitInBytes: BigInt(c.resources?.memorySwapLimitInBytes ?? 0),
+        hugepageLimits: (c.resources?.hugepageLimits ?? []).map((h) => ({ pageSize: h.pageSize, limit: BigInt(h.limit) })),
+        unified: { ...(c.resources?.unified ?? {}) },
       },
     },
   });

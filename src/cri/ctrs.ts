@@ -20,6 +20,7 @@ import { linkedSignal } from "../util/signal.js";
 import { Waiters } from "../util/waiters.js";
 import { CriLogWriter } from "../logs/writer.js";
 import { attachLogs, createLogFifos, type LogPump } from "../logs/pump.js";
+import { ContainerStdio, TeeLogWriter, stdinFifoPath } from "./container-stdio.js";
 import type { ExitStatus } from "../tasks/types.js";
 import type { CriDeps } from "./deps.js";
 import { CLEANUP_TIMEOUT_MS } from "./deps.js";
@@ -30,6 +31,9 @@ import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
 import { signalNumber } from "./spec-util.js";
 import { execSync, type ExecSyncResult } from "./exec-sync.js";
+import { DEFAULT_CONTAINER_SECURITY, resolveContainerSecurity, type ContainerSecurity } from "./security.js";
+import { checkHostResources, hostResources } from "./resources.js";
+import { ContainerEvents } from "./container-events.js";
 
 /** A container document still being created (hidden from status and lists). */
 export type StoredContainer = ContainerRecord & { incomplete?: boolean };
@@ -48,6 +52,8 @@ export interface CreateContainerRequest {
   annotations: Record<string, string>;
   logPath: string;
   stdin: boolean;
+  /** Close the container's stdin when the first attacher's input ends. */
+  stdinOnce?: boolean;
   tty: boolean;
   runAsUser?: number;
   runAsUsername: string;
@@ -57,6 +63,8 @@ export interface CreateContainerRequest {
   noNewPrivs: boolean;
   maskedPaths: string[];
   readonlyPaths: string[];
+  /** Privileged, capabilities, seccomp; absent: the defaults (unprivileged, unconfined). */
+  security?: ContainerSecurity;
   namespaces: { pid: 0 | 1 | 2 | 3; targetId: string };
   resources?: ContainerResources;
 }
@@ -64,6 +72,8 @@ export interface CreateContainerRequest {
 interface LiveIo {
   writer: CriLogWriter;
   pump: LogPump;
+  /** Stdin FIFO and output fan-out for attachers. */
+  stdio: ContainerStdio;
 }
 
 export const START_ERROR_EXIT_CODE = 128;
@@ -76,6 +86,8 @@ export class ContainerService {
   readonly #exited = new Waiters<void>();
   readonly #locks = new KeyedMutex();
   readonly ioDir: string;
+  /** Lifecycle events of containers and pod sandboxes (GetContainerEvents); pods emit here too. */
+  readonly events: ContainerEvents;
 
   constructor(
     private readonly d: CriDeps,
@@ -84,6 +96,10 @@ export class ContainerService {
   ) {
     this.docs = d.meta.criDocs<StoredContainer>("cri_containers", "container", (c) => c.sandboxId);
     this.ioDir = path.join(d.cfg.state, "cri", "io");
+    this.events = new ContainerEvents(
+      (sid) => ({ pod: this.sandboxes.find(sid), containers: this.listByPod(sid).filter((c) => !c.incomplete) }),
+      { capacity: d.cfg.cri.containerEventsQueue, log: d.log },
+    );
   }
 
   /** The container, complete; NotFound naming it otherwise. */
@@ -107,6 +123,7 @@ export class ContainerService {
     if (pod.state !== "ready") throw failedPrecondition(`pod sandbox "${req.podId}" is not ready (${pod.state})`);
     const what = `container "${req.name}" in pod sandbox "${req.podId}"`;
     for (const m of req.mounts) await checkMount(m, what);
+    if (req.resources) checkHostResources(req.resources, what, await hostResources());
     const image = this.d.images.find(req.image);
     if (!image) throw notFound(`image "${req.image}" not found (pull it first)`);
     let targetPid: number | undefined;
@@ -118,6 +135,7 @@ export class ContainerService {
       targetPid = t.pid;
     }
     const stopSignal = signalNumber(image.config.stopSignal, `image "${image.name}"`);
+    const security = await resolveContainerSecurity(req.security ?? DEFAULT_CONTAINER_SECURITY, pod, what, opts.signal);
     const id = randomBytes(32).toString("hex");
     const logPath = req.logPath && pod.logDirectory ? confinedLogPath(pod.logDirectory, req.logPath, what) : "";
     const doc: StoredContainer = {
@@ -137,6 +155,7 @@ export class ContainerService {
       logPath,
       tty: req.tty,
       stdin: req.stdin,
+      stdinOnce: req.stdinOnce ?? false,
       state: "created",
       createdAtNs: nowNs(),
       startedAtNs: "0",
@@ -186,6 +205,7 @@ export class ContainerService {
           maskedPaths: req.maskedPaths,
           readonlyPaths: req.readonlyPaths,
           namespaces: { pid: req.namespaces.pid, ipc: pod.namespaces.ipc, network: pod.namespaces.network, targetPid },
+          security,
           ...(req.resources ? { resources: req.resources } : {}),
         },
         await ownOomScoreAdj(),
@@ -199,6 +219,7 @@ export class ContainerService {
         labels: { [SNAPSHOT_LABEL]: key, [CRI_KIND_LABEL]: "container" },
       });
       this.docs.update(id, { incomplete: false });
+      this.events.emit("created", id, pod.id);
       undo.clear();
       return id;
     } catch (err) {
@@ -216,12 +237,13 @@ export class ContainerService {
       let taskMade = false;
       try {
         const fifos = await this.#attachIo(c);
-        await this.d.tasks.create(id, { stdout: fifos.stdout, stderr: c.tty ? "" : fifos.stderr, terminal: c.tty }, opts);
+        await this.d.tasks.create(id, { stdin: fifos.stdin, stdout: fifos.stdout, stderr: c.tty ? "" : fifos.stderr, terminal: c.tty }, opts);
         taskMade = true;
         this.monitor.watch(id);
         const info = await this.d.tasks.start(id, opts);
         const cur = this.docs.get(id);
         this.docs.update(id, cur.state === "created" ? { state: "running", startedAtNs: nowNs(), pid: info.pid } : { startedAtNs: nowNs() });
+        this.events.emit("started", id, c.sandboxId);
       } catch (err) {
         const cur = this.docs.find(id);
         if (cur && cur.state !== "exited") {
@@ -232,6 +254,7 @@ export class ContainerService {
             reason: "StartError",
             message: (err as Error).message,
           });
+          this.events.emit("stopped", id, c.sandboxId);
           this.#exited.resolve(id);
         }
         if (taskMade) void this.monitor.queue.push(id, "delete failed task", () => this.#deleteTask(id, true));
@@ -241,11 +264,14 @@ export class ContainerService {
     });
   }
 
-  async #attachIo(c: ContainerRecord): Promise<{ stdout: string; stderr: string }> {
+  async #attachIo(c: ContainerRecord): Promise<{ stdout: string; stderr: string; stdin: string }> {
     const fifos = await createLogFifos(path.join(this.ioDir, c.id), c.id);
     await this.#closeIo(c.id);
-    const writer = new CriLogWriter(c.logPath || "/dev/null");
-    await writer.open().catch((err: unknown) => {
+    const stdin = c.stdin ? stdinFifoPath(path.join(this.ioDir, c.id), c.id) : "";
+    const stdio = await ContainerStdio.open(stdin ? { stdinFifo: stdin } : {});
+    const writer = new TeeLogWriter(c.logPath || "/dev/null", stdio);
+    await writer.open().catch(async (err: unknown) => {
+      await stdio.close();
       // The log path comes from the request (e.g. a directory, or a name too long): the caller's
       // error, not the daemon's. It was Internal without naming the container (cri-bad-input).
       const shown = c.logPath.length > 256 ? `${c.logPath.slice(0, 256)}…` : c.logPath;
@@ -258,17 +284,24 @@ export class ContainerService {
         writer,
         logger: this.d.log,
       });
-      this.#io.set(c.id, { writer, pump });
+      this.#io.set(c.id, { writer, pump, stdio });
       void pump.done.then(async () => {
         if (this.#io.get(c.id)?.pump !== pump) return;
         this.#io.delete(c.id);
+        await stdio.close();
         await writer.close().catch(() => {});
       });
     } catch (err) {
+      await stdio.close();
       await writer.close().catch(() => {});
       throw err;
     }
-    return fifos;
+    return { ...fifos, stdin };
+  }
+
+  /** The live stdio of a running container (undefined when its output is not being read). */
+  stdio(id: string): ContainerStdio | undefined {
+    return this.#io.get(id)?.stdio;
   }
 
   async #closeIo(id: string): Promise<void> {
@@ -276,6 +309,7 @@ export class ContainerService {
     if (!io) return;
     this.#io.delete(id);
     await io.pump.close();
+    await io.stdio.close();
     await io.writer.close().catch(() => {});
   }
 
@@ -336,6 +370,7 @@ export class ContainerService {
     if (c.state === "running" || c.state === "unknown") await this.stop(id, 0, opts);
     await this.#locks.run(id, async () => {
       if (!this.docs.delete(id)) return;
+      this.events.emit("deleted", id, c.sandboxId);
       void this.monitor.queue.push(id, "remove container", () => this.purge(id));
     });
   }
@@ -365,6 +400,11 @@ export class ContainerService {
     }
   }
 
+  /** Runs `fn` under the container's lock, serialized with start (UpdateContainerResources uses it). */
+  withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.#locks.run(id, fn);
+  }
+
   /** Exit handler (run by the exit monitor's queue; retried until it succeeds). */
   async handleExit(id: string, exit: ExitStatus): Promise<void> {
     const c = this.docs.find(id);
@@ -378,6 +418,7 @@ export class ContainerService {
         message: exit.reason ?? "",
         pid: 0,
       });
+      this.events.emit("stopped", id, c.sandboxId);
     }
     this.#exited.resolve(id);
     await this.#deleteTask(id, false);

@@ -4,6 +4,7 @@ import type { ImageRecord } from "../metadata/index.js";
 import { isInvalidArgument } from "../errors.js";
 import { checkSysctls, pauseSpec, type PauseSpecOptions } from "./pod-spec.js";
 import type { SandboxRecord } from "./records.js";
+import { resolvePodSecurity } from "./security.js";
 
 const image: ImageRecord = {
   name: "registry.k8s.io/pause:3.9",
@@ -76,4 +77,16 @@ test("pauseSpec: host network drops network, uts and the hostname; NODE pid and 
   assert.deepEqual(nsOf(pid), { ipc: "new", uts: "new", mount: "new", network: "/var/run/netns/skiff-x" });
   const ipc = pauseSpec(image, pod({ namespaces: { network: 0, pid: 0, ipc: 2 } }), opts());
   assert.equal(nsOf(ipc).ipc, undefined);
+});
+
+test("pauseSpec: the pod's seccomp; a privileged pod's pause gets a writable /sys but stays unprivileged", async () => {
+  const sysfs = (s: Record<string, any>) => s.mounts.find((m: { type: string }) => m.type === "sysfs").options as string[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const plain = pauseSpec(image, pod(), opts({ security: await resolvePodSecurity({ privileged: false, seccomp: { kind: "runtime-default" } }, "p") }));
+  assert.equal(plain.linux.seccomp.defaultAction, "SCMP_ACT_ERRNO");
+  assert.ok(sysfs(plain).includes("ro"));
+  const priv = pauseSpec(image, pod(), opts({ security: await resolvePodSecurity({ privileged: true, seccomp: { kind: "runtime-default" } }, "p") }));
+  assert.equal(priv.linux.seccomp, undefined);
+  assert.ok(sysfs(priv).includes("rw") && !sysfs(priv).includes("ro"));
+  assert.ok(priv.linux.maskedPaths.length > 0, "the pause keeps its masked paths");
+  assert.ok(!priv.process.capabilities.bounding.includes("CAP_SYS_ADMIN"));
 });

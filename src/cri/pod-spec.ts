@@ -8,6 +8,7 @@ import { specFromImage } from "../containers/from-image.js";
 import { invalidArgument } from "../errors.js";
 import { NS_NODE, type SandboxRecord } from "./records.js";
 import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
+import { applySecurity, type ResolvedSecurity } from "./security.js";
 
 export const CONTAINER_TYPE_ANNOTATION = "io.kubernetes.cri.container-type";
 
@@ -17,6 +18,8 @@ export interface PauseSpecOptions {
   runAsGroup?: number;
   readonlyRootfs: boolean;
   supplementalGroups: number[];
+  /** The pod's seccomp and the pause's capabilities (resolvePodSecurity); absent: the defaults. */
+  security?: ResolvedSecurity;
 }
 
 /** Sysctls that live in a namespace the pod may own; the rest would change the host. */
@@ -49,6 +52,7 @@ export function pauseSpec(image: ImageRecord, pod: SandboxRecord, o: PauseSpecOp
   if (o.runAsGroup !== undefined) spec.process.user.gid = o.runAsGroup;
   if (o.supplementalGroups.length) spec.process.user.additionalGids = o.supplementalGroups;
   spec.root.readonly = o.readonlyRootfs;
+  if (o.security) applySecurity(spec, o.security);
   setNamespace(spec, "network", pod.netns ? { path: pod.netns.path } : null);
   if (hostNet) setNamespace(spec, "uts", null);
   if (pod.namespaces.pid === NS_NODE) setNamespace(spec, "pid", null);

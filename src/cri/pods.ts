@@ -28,6 +28,7 @@ import { KeyedMutex } from "./keyed-mutex.js";
 import { CRI_KIND_LABEL, NS_NODE, nowNs, sandboxNameKey, type NamespaceMode, type PortMappingRecord, type SandboxRecord } from "./records.js";
 import { writePodFiles, type DnsConfig } from "./pod-files.js";
 import { checkSysctls, pauseSpec } from "./pod-spec.js";
+import { DEFAULT_POD_SECURITY, resolvePodSecurity, type PodSecurity } from "./security.js";
 import { runtimeRefused, type ContainerService } from "./ctrs.js";
 
 export interface RunPodRequest {
@@ -48,6 +49,8 @@ export interface RunPodRequest {
   runAsGroup?: number;
   readonlyRootfs: boolean;
   supplementalGroups: number[];
+  /** Privileged and seccomp of the pod's security context; absent: the defaults. */
+  security?: PodSecurity;
   runtimeHandler: string;
 }
 
@@ -134,11 +137,13 @@ export class PodService {
       pid: 0,
       podDir: path.join(this.d.cfg.root, "pods", id),
       cgroupParent: req.cgroupParent,
+      ...(req.security?.privileged ? { privileged: true } : {}),
     };
     if (pod.netns) pod.netns.path = netnsPath(pod.netns.name);
     checkSysctls(req.sysctls, pod);
     if (req.portMappings.some((p) => p.hostPort > 0)) await this.#hostPortsReleased(opts.signal);
     const image = await this.#pauseImage(opts.signal);
+    const security = await resolvePodSecurity(req.security ?? DEFAULT_POD_SECURITY, `pod sandbox "${req.namespace}/${req.name}"`, opts.signal);
     this.docs.create(pod);
     const undo = new UndoStack(this.d.log);
     undo.push("release name", () => this.docs.delete(id));
@@ -183,6 +188,7 @@ export class PodService {
           sysctls: req.sysctls,
           readonlyRootfs: req.readonlyRootfs,
           supplementalGroups: req.supplementalGroups,
+          security,
           ...(req.runAsUser !== undefined ? { runAsUser: req.runAsUser } : {}),
           ...(req.runAsGroup !== undefined ? { runAsGroup: req.runAsGroup } : {}),
         });
@@ -202,6 +208,9 @@ export class PodService {
       })();
       const [, info] = await settleAll([network, pause] as const);
       this.docs.update(id, { state: "ready", pid: info.pid });
+      // Sandbox events carry the sandbox id as container id (as containerd sends them).
+      this.ctrs.events.emit("created", id, id);
+      this.ctrs.events.emit("started", id, id);
       undo.clear();
       return id;
     } catch (err) {
@@ -238,6 +247,7 @@ export class PodService {
       // The IPs are no longer the pod's (containerd reports none after stop); the CNI cache
       // keeps what DEL needs.
       this.docs.update(id, { state: "notready", pid: 0, ips: [] });
+      this.ctrs.events.emit("stopped", id, id);
       if (pod.networkAttached || pod.netns) this.queueNetworkTeardown(pod);
     });
   }
@@ -319,6 +329,7 @@ export class PodService {
       if (!cur || cur.state === "removing") return;
       for (const c of this.ctrs.listByPod(id)) await this.ctrs.remove(c.id, opts);
       this.resumeRemoval(this.docs.releaseName(id, { state: "removing" }));
+      this.ctrs.events.emit("deleted", id, id);
     });
   }
 
@@ -364,7 +375,10 @@ export class PodService {
   /** Exit handler of the pause process: the pod is NOTREADY from now on; its task is torn down. */
   async handleExit(id: string): Promise<void> {
     const pod = this.docs.find(id);
-    if (pod && pod.state === "ready") this.docs.update(id, { state: "notready", pid: 0 });
+    if (pod && pod.state === "ready") {
+      this.docs.update(id, { state: "notready", pid: 0 });
+      this.ctrs.events.emit("stopped", id, id);
+    }
     await this.#deleteTask(id, false);
   }
 

@@ -3,6 +3,7 @@
  * (metadata/cri.ts). Protobuf types never appear here; convert.ts maps both ways.
  */
 import type { CriDoc } from "../metadata/index.js";
+import type { ContainerResources } from "./resources.js";
 
 /** NamespaceMode values of the CRI API (POD=0, CONTAINER=1, NODE=2, TARGET=3). */
 export type NamespaceMode = 0 | 1 | 2 | 3;
@@ -53,6 +54,8 @@ export interface SandboxRecord extends CriDoc {
   /** Holds hostname, hosts and resolv.conf for the pod's containers. */
   podDir: string;
   cgroupParent: string;
+  /** The pod's security context allows privileged containers (absent in older records: no). */
+  privileged?: boolean;
 }
 
 export type ContainerState = "created" | "running" | "exited" | "unknown";
@@ -82,6 +85,8 @@ export interface ContainerRecord extends CriDoc {
   logPath: string;
   tty: boolean;
   stdin: boolean;
+  /** Absent in records written before attach existed: false. */
+  stdinOnce?: boolean;
   state: ContainerState;
   createdAtNs: string;
   startedAtNs: string;
@@ -92,16 +97,8 @@ export interface ContainerRecord extends CriDoc {
   pid: number;
   /** Signal number sent by StopContainer before SIGKILL. */
   stopSignal: number;
-  /** The Linux resources applied at create (null: none requested). */
-  resources: {
-    cpuPeriod: number;
-    cpuQuota: number;
-    cpuShares: number;
-    memoryLimitInBytes: number;
-    oomScoreAdj: number;
-    cpusetCpus: string;
-    cpusetMems: string;
-  } | null;
+  /** The Linux resources applied at create, then by UpdateContainerResources (null: none requested). */
+  resources: ContainerResources | null;
   /** Set by an OOM event; turns the exit reason into OOMKilled. */
   oomKilled: boolean;
 }

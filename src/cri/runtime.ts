@@ -11,6 +11,10 @@ import { ContainerService } from "./ctrs.js";
 import { recoverCri } from "./recover.js";
 import { runtimeServiceImpl } from "./runtime-rpcs.js";
 import type { RuntimeServiceImpl } from "./server.js";
+import { statsRpcs } from "./stats-rpcs.js";
+import { runtimeConfigRpcs } from "./runtime-config.js";
+import { streamingServiceImpl } from "./streaming-rpcs.js";
+import type { StreamingUrls } from "../streaming/types.js";
 
 const DRAIN_MS = 10_000;
 
@@ -18,6 +22,8 @@ export class CriRuntime {
   readonly monitor: ExitMonitor;
   readonly pods: PodService;
   readonly ctrs: ContainerService;
+  /** The streaming server the Exec/Attach/PortForward RPCs register with (set by the daemon). */
+  streamingUrls: StreamingUrls | undefined;
 
   constructor(private readonly d: CriDeps) {
     this.monitor = new ExitMonitor(d.tasks, d.log, { initialMs: d.cfg.teardown.initialBackoffMs, maxMs: d.cfg.teardown.maxBackoffMs });
@@ -42,7 +48,12 @@ export class CriRuntime {
   }
 
   service(): Partial<RuntimeServiceImpl> {
-    return runtimeServiceImpl(this.pods, this.ctrs);
+    return {
+      ...runtimeServiceImpl(this.pods, this.ctrs),
+      ...streamingServiceImpl(this.pods, this.ctrs, () => this.streamingUrls),
+      ...statsRpcs(this.d, this.pods, this.ctrs),
+      ...runtimeConfigRpcs({ cfg: this.d.cfg, log: this.d.log, network: () => this.pods.networkReady(), events: this.ctrs.events }),
+    };
   }
 
   async close(): Promise<void> {

@@ -7,7 +7,7 @@
  */
 import { chmod, unlink } from "node:fs/promises";
 import * as http2 from "node:http2";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { createContextKey, createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { failedPrecondition } from "../errors.js";
 import { removeStaleSocket } from "../util/socket.js";
@@ -24,6 +24,14 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 export const SOCKET_MODE = 0o660;
 /** Default bound on how long `close()` waits for in-flight calls before cutting them off. */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+/**
+ * Ends the call now with an HTTP/2 reset of `code` (gRPC clients map ENHANCE_YOUR_CALM to
+ * RESOURCE_EXHAUSTED). For a server stream whose client stopped reading: no status can pass the
+ * data it leaves unread. Node keeps a write stuck on flow control pending after a reset, so the
+ * response is also told to drain: the handler resumes, ends, and its call is logged and counted.
+ */
+export type ResetCall = (code: number) => void;
+export const RESET_CALL = createContextKey<ResetCall | undefined>(undefined, { description: "reset call" });
 /** Delay between our end of a call and resetting a request the client is still sending. */
 const HALF_OPEN_RESET_MS = 100;
 
@@ -74,6 +82,7 @@ export class CriServer {
       grpcWeb: false,
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: MAX_MESSAGE_BYTES,
+      contextValues: (req) => createContextValues().set(RESET_CALL, resetters.get(req)),
       routes(router) {
         // instrumentService returns an entry for every method of the descriptor.
         router.service(RuntimeService, runtime as unknown as RuntimeServiceImpl);
@@ -81,7 +90,12 @@ export class CriServer {
       },
     });
 
+    const resetters = new WeakMap<object, ResetCall>();
     const server = http2.createServer({}, (req, res) => {
+      resetters.set(req, (code) => {
+        if (!req.stream.destroyed) req.stream.close(code);
+        res.emit("drain");
+      });
       // A call can end before its request was read (e.g. a message over the limit). The client
       // then waits on flow control and the stream stays half-open, holding up the drain in
       // close(). Once our side is done, reset the stream (RST_STREAM), as gRPC servers do; the

@@ -33,6 +33,11 @@ import { activeSpawner, Spawner, useSpawner } from "../util/spawner.js";
 import { imageServiceImpl } from "../cri/image-service.js";
 import type { Credentials } from "../registry/hosts.js";
 import { installDefaultConflist } from "../cni/config.js";
+import type { CriDeps } from "../cri/deps.js";
+import { RuntimeStreamingBackend } from "../streaming/backend.js";
+import { StreamingServer } from "../streaming/server.js";
+import { Doctor } from "../doctor/doctor.js";
+import { daemonDoctorDeps } from "../doctor/daemon-deps.js";
 
 export interface DaemonOptions {
   hooks?: TeardownHooks;
@@ -56,6 +61,12 @@ export class Daemon {
   private unsubscribeOom: (() => void) | undefined;
   private spawner: Spawner | undefined;
   cri!: CriRuntime;
+  /** Runs exec/attach/port-forward for the streaming server; set with the CRI component. */
+  streamingBackend: RuntimeStreamingBackend | undefined;
+  /** The exec/attach/port-forward server the CRI URLs point at; started with the CRI component. */
+  streamingServer: StreamingServer | undefined;
+  /** The drift check (`skiff doctor`) and its periodic reconciler; set once started. */
+  doctor: Doctor | undefined;
 
   constructor(
     readonly cfg: Config,
@@ -155,7 +166,7 @@ export class Daemon {
         start: async () => {
           const written = await installDefaultConflist(cfg.cni.confDir, { subnet: cfg.cni.defaultSubnet, bridge: cfg.cni.defaultBridge });
           if (written) log.info({ file: written }, "installed the default CNI config");
-          this.cri = new CriRuntime({
+          const criDeps: CriDeps = {
             cfg,
             log: log.child({ c: "cri" }),
             meta: this.meta,
@@ -164,7 +175,9 @@ export class Daemon {
             images: this.images,
             snapshotter: this.snapshotter,
             pullImage: (ref, o) => this.pullImage(ref, o),
-          });
+          };
+          this.cri = new CriRuntime(criDeps);
+          this.streamingBackend = new RuntimeStreamingBackend(criDeps, this.cri.pods, this.cri.ctrs, { portRelayBinary: cfg.streaming.portRelayBinary });
           this.unsubscribeOom = this.events.on({ topics: ["/tasks/oom"], namespace: cfg.namespace }, (env) => {
             try {
               const ev = decodeTaskEvent(env);
@@ -174,6 +187,19 @@ export class Daemon {
             }
           });
           await this.cri.start();
+          const st = cfg.streaming;
+          this.streamingServer = new StreamingServer({
+            backend: this.streamingBackend,
+            address: st.address,
+            port: st.port,
+            ...(st.tlsCert ? { tls: { certPath: st.tlsCert, keyPath: st.tlsKey } } : {}),
+            tokenTtlMs: st.tokenTtlMs,
+            idleTimeoutMs: st.idleTimeoutMs,
+            maxStreams: st.maxStreams,
+            log: log.child({ c: "streaming" }),
+          });
+          await this.streamingServer.start();
+          this.cri.streamingUrls = this.streamingServer;
           this.criServer = new CriServer({ socket: cfg.socket, runtime: this.cri.service(),
             image: imageServiceImpl({
               images: this.images,
@@ -184,10 +210,21 @@ export class Daemon {
           await this.criServer.listen();
         },
         close: async () => {
+          this.cri?.ctrs.events.close(); // ends GetContainerEvents streams, which would hold up the drain
           await this.criServer?.close();
+          // Open streams end here (exec processes killed) while the tasks service still runs.
+          await this.streamingServer?.close();
           this.unsubscribeOom?.();
           await this.cri?.close();
         },
+      },
+      {
+        name: "doctor",
+        start: async () => {
+          this.doctor = new Doctor(daemonDoctorDeps({ cfg, log: log.child({ c: "doctor" }), meta: this.meta, tasks: this.tasks, cri: this.cri }));
+          this.doctor.startPeriodic(cfg.doctor);
+        },
+        close: async () => this.doctor?.close(),
       },
       {
         name: "debug-api",

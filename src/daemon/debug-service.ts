@@ -4,7 +4,7 @@
  */
 import type { TtrpcServer, CallContext } from "../ttrpc/index.js";
 import type { Daemon } from "./daemon.js";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument, unavailable } from "../errors.js";
 import type { ImageRecord } from "../metadata/images.js";
 import { bindRootfs, defaultSpec } from "../oci/spec.js";
 import { SANDBOX_ID_ANNOTATION } from "../runtime/shim-manager.js";
@@ -109,6 +109,14 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
     return d.collectGarbage();
   });
   method("Pull", async (req, ctx) => summary(await d.pullImage(str(req, "ref"), { signal: ctx.signal })));
+  // Downloads in flight (one per blob a pull is fetching): what `skiff pull` shows as progress.
+  method("Ingests", async () =>
+    (await d.content.ingests()).map((i) => ({ ref: i.ref, offset: i.offset, size: i.expected?.size, digest: i.expected?.digest })),
+  );
+  method("Import", async (req, ctx) => {
+    const name = typeof req.name === "string" && req.name !== "" ? req.name : undefined;
+    return (await d.images.import(str(req, "path"), { name, signal: ctx.signal })).map(summary);
+  });
   method("Start", async (req, ctx) => d.tasks.start(str(req, "id"), { signal: ctx.signal }));
   method("Kill", async (req, ctx) => {
     const sig = typeof req.signal === "number" ? req.signal : 15;
@@ -129,4 +137,11 @@ export function registerDebugService(server: Pick<TtrpcServer, "register">, d: D
     shims: d.meta.shims.list().map((s) => ({ id: s.id, pid: s.pid, address: s.address, state: s.state, runtime: s.runtime })),
     teardowns: d.meta.teardowns.list(),
   }));
+  // The drift check runs in the daemon, which owns the metadata; see src/doctor/.
+  method("Doctor", async (req, ctx) => {
+    if (req.repair !== undefined && typeof req.repair !== "boolean") throw invalidArgument("Doctor: repair must be a boolean");
+    if (!d.doctor) throw unavailable("Doctor: the drift check is not running");
+    return d.doctor.check({ repair: req.repair === true, signal: ctx.signal });
+  });
+  method("Metrics", async () => ({ doctor: d.doctor?.metrics() }));
 }

@@ -64,9 +64,9 @@ test("CRI bad input: exact codes, named objects, nothing half-made", { timeout: 
     await refused("RunPodSandbox", { config: ok, runtime_handler: "nosuchhandler" }, S.INVALID_ARGUMENT, /runtime handler "nosuchhandler"/);
     await refused(
       "RunPodSandbox",
-      { config: { ...ok, linux: { security_context: { privileged: true } } } },
+      { config: { ...ok, linux: { security_context: { selinux_options: { type: "spc_t" } } } } },
       S.INVALID_ARGUMENT,
-      /pod sandbox "default\/p": privileged pods are not supported yet/,
+      /pod sandbox "default\/p": selinux_options requested, but SELinux is not enabled on this host/,
     );
     await refused("RunPodSandbox", { config: { ...ok, linux: { sysctls: { "bad name!": "1" } } } }, S.INVALID_ARGUMENT, /sysctl "bad name!": invalid name/);
     await refused("RunPodSandbox", { config: { ...ok, linux: { sysctls: { "kernel.hostname": "x" } } } }, S.INVALID_ARGUMENT, /sysctl "kernel\.hostname" is not namespaced/);
@@ -136,9 +136,9 @@ test("CRI bad input: exact codes, named objects, nothing half-made", { timeout: 
     await refused("CreateContainer", cc(ctrConfig("runner", ["true"])), S.ALREADY_EXISTS, names(runner));
     await refused(
       "CreateContainer",
-      cc({ ...ok, linux: { security_context: { capabilities: { add_capabilities: ["SYS_ADMIN"] } } } }),
+      cc({ ...ok, linux: { security_context: { capabilities: { add_capabilities: ["SYS_WIZARD"] } } } }),
       S.INVALID_ARGUMENT,
-      /container "c": capability changes are not supported yet/,
+      /container "c": unknown capability "SYS_WIZARD"/,
     );
     await refused("CreateContainer", cc({ ...ok, linux: { resources: { cpu_shares: -2 } } }), S.INVALID_ARGUMENT, /container "c": cpu_shares -2 is negative/);
     await refused(

@@ -1,0 +1,148 @@
+/**
+ * Runtime handlers through the CRI socket: a pod with a `crun` handler runs its pause and app
+ * containers with crun, a pod with `runc` with runc (checked in each runtime's own state); an
+ * unknown handler is refused naming it with nothing made; Status lists the handlers and
+ * RuntimeConfig reports cgroupfs.
+ *
+ * crun (1.8) refuses every container on hybrid cgroup hosts whose v2 hierarchy has controllers
+ * (this kind of machine). There the test checks instead that the crun pod reached crun (its
+ * refusal comes back as FailedPrecondition with crun's message, and the handler's binary ran
+ * with the handler's root) and that the failed pod left nothing behind.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import * as path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { makeEnv, cleanupEnv, startDaemon, noteShims, shimPidsOfNamespace } from "./harness.js";
+import { call, criClients, rejectsWith } from "./cri-client.js";
+import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { listNetns } from "../../src/cni/netns.js";
+import { run } from "../../src/util/exec.js";
+
+const CRUN = "/usr/bin/crun";
+
+function hybridWithV2Controllers(): boolean {
+  try {
+    return readFileSync("/sys/fs/cgroup/unified/cgroup.controllers", "utf8").trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** Container ids in an OCI runtime's state dir. */
+async function listIds(binary: string, root: string): Promise<string[]> {
+  const r = await run(binary, ["--root", root, "list", "-q"]);
+  return r.stdout.toString().split("\n").map((l) => l.trim()).filter(Boolean);
+}
+
+/** What a refused RunPodSandbox must not change: pods listed, shims, netns of this daemon. */
+async function nothingMadeProbe(runtime: grpc.Client, namespace: string) {
+  return {
+    pods: ((await call(runtime, "ListPodSandbox", {})).items as { id: string }[]).map((p) => p.id).sort(),
+    shims: (await shimPidsOfNamespace(namespace)).sort(),
+    netns: (await listNetns()).filter((n) => n.includes(namespace)).sort(),
+  };
+}
+
+test("runtime handlers: crun and runc pods run with their runtime; unknown handlers are refused", { timeout: 180_000 }, async (t) => {
+  // In CI a missing prerequisite is a failure, not a skip.
+  assert.ok(existsSync(CRUN), `${CRUN} is required (Debian package crun)`);
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  // As an operator configures it (the default config has it only where crun can run), through
+  // a wrapper that records how the shim ran it.
+  const crunUsable = !hybridWithV2Controllers();
+  const binary = path.join(env.dir, "crun-logged");
+  const invocations = path.join(env.dir, "crun-invocations");
+  await writeFile(binary, `#!/bin/sh\necho "$@" >> ${invocations}\nexec ${CRUN} "$@"\n`);
+  await chmod(binary, 0o755);
+  env.cfg.runtimes.crun = { shim: "containerd-shim-runc-v2", binaryName: binary, runcRoot: "/run/containerd/crun" };
+  const crunRoot = path.join("/run/containerd/crun", env.cfg.namespace);
+  const runcRoot = path.join("/run/containerd/runc", env.cfg.namespace);
+  const d = await startDaemon(env);
+  const { runtime, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    const leftovers = await cleanupEnv(env, d);
+    // cleanupEnv knows runc's state only; crun's is checked (and cleared) here.
+    for (const id of await listIds(CRUN, crunRoot).catch(() => [])) {
+      leftovers.push(`crun container ${id}`);
+      await run(CRUN, ["--root", crunRoot, "delete", "-f", id]);
+    }
+    await rm(crunRoot, { recursive: true, force: true });
+    assert.deepEqual(leftovers, []);
+  });
+
+  const st = await call(runtime, "Status", {});
+  const handlers = (st.runtime_handlers as { name: string; features: { user_namespaces: boolean } }[]).map((h) => h.name);
+  assert.deepEqual(handlers, ["", "runc", "crun"]);
+  assert.equal((await call(runtime, "RuntimeConfig", {})).linux.cgroup_driver, "CGROUPFS");
+
+  const pods: Record<string, { pod: string; ctr: string }> = {};
+  if (!crunUsable) {
+    const before = await nothingMadeProbe(runtime, env.cfg.namespace);
+    const logDir = path.join(env.dir, "logs", "crun");
+    await mkdir(logDir, { recursive: true });
+    await rejectsWith(
+      call(runtime, "RunPodSandbox", { config: podConfig("pod-crun", logDir), runtime_handler: "crun" }),
+      grpc.status.FAILED_PRECONDITION,
+      /pod sandbox "default\/pod-crun".*cgroups in hybrid mode not supported/,
+    );
+    const ran = await readFile(invocations, "utf8");
+    assert.match(ran, new RegExp(`--root ${crunRoot} .*\\bcreate\\b`), "the shim ran the handler's binary with its root");
+    assert.deepEqual(await nothingMadeProbe(runtime, env.cfg.namespace), before, "the refused pod left nothing");
+    assert.deepEqual(await listIds(CRUN, crunRoot).catch(() => []), []);
+  }
+  for (const handler of crunUsable ? ["crun", "runc"] : ["runc"]) {
+    const logDir = path.join(env.dir, "logs", handler);
+    await mkdir(logDir, { recursive: true });
+    const config = podConfig(`pod-${handler}`, logDir);
+    const { pod_sandbox_id: pod } = await call(runtime, "RunPodSandbox", { config, runtime_handler: handler });
+    noteShims(env, d);
+    const { container_id: ctr } = await call(runtime, "CreateContainer", {
+      pod_sandbox_id: pod,
+      config: ctrConfig("app", ["sh", "-c", "echo started; sleep 3600"]),
+      sandbox_config: config,
+    });
+    await call(runtime, "StartContainer", { container_id: ctr });
+    await waitState(runtime, ctr, "CONTAINER_RUNNING");
+    const ps = await call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod });
+    assert.equal(ps.status.runtime_handler, handler);
+    assert.equal(ps.status.state, "SANDBOX_READY");
+    pods[handler] = { pod, ctr };
+  }
+
+  // Each runtime's own state holds exactly its pod's pause and app containers.
+  const inRunc = await listIds("runc", runcRoot);
+  assert.deepEqual(inRunc.sort(), [pods.runc!.pod, pods.runc!.ctr].sort(), "runc ran the runc pod");
+  if (crunUsable) {
+    const inCrun = await listIds(CRUN, crunRoot);
+    assert.deepEqual(inCrun.sort(), [pods.crun!.pod, pods.crun!.ctr].sort(), "crun ran the crun pod");
+    // And crun reports the app container running (its own view, not skiff's record).
+    const state = JSON.parse((await run(CRUN, ["--root", crunRoot, "state", pods.crun!.ctr])).stdout.toString()) as { status: string };
+    assert.equal(state.status, "running");
+  }
+
+  // An unknown handler: InvalidArgument naming it, and nothing made (no pod, shim, netns, state).
+  const before = await nothingMadeProbe(runtime, env.cfg.namespace);
+  const logDir = path.join(env.dir, "logs", "bad");
+  await mkdir(logDir, { recursive: true });
+  await rejectsWith(
+    call(runtime, "RunPodSandbox", { config: podConfig("pod-bad", logDir), runtime_handler: "kata-nope" }),
+    grpc.status.INVALID_ARGUMENT,
+    /runtime handler "kata-nope" is not configured/,
+  );
+  assert.deepEqual(await nothingMadeProbe(runtime, env.cfg.namespace), before);
+  // The name is not held either: the same pod with a known handler runs.
+  const { pod_sandbox_id: again } = await call(runtime, "RunPodSandbox", { config: podConfig("pod-bad", logDir) });
+  noteShims(env, d);
+  assert.equal((await call(runtime, "PodSandboxStatus", { pod_sandbox_id: again })).status.runtime_handler, "");
+
+  for (const id of [...Object.values(pods).map((p) => p.pod), again]) {
+    await call(runtime, "StopPodSandbox", { pod_sandbox_id: id });
+    await call(runtime, "RemovePodSandbox", { pod_sandbox_id: id });
+  }
+});

@@ -1,0 +1,102 @@
+/**
+ * CRI streaming end to end on a real daemon: Exec / Attach / PortForward RPCs return a URL on the
+ * streaming server, and the independent test clients (test/streaming) speak SPDY/3.1 and
+ * WebSocket to it, reaching a real container through the shim and runc.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import * as path from "node:path";
+import { makeEnv, cleanupEnv, startDaemon, noteShims } from "./harness.js";
+import { call, criClients } from "./cri-client.js";
+import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { spdyExec, spdyForwardOnce, spdyPortForwardSession, wsExec } from "../streaming/k8s-clients.js";
+import { spdyConnect } from "../streaming/spdy-client.js";
+
+test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real container", { timeout: 180_000 }, async (t) => {
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const d = await startDaemon(env);
+  const { runtime, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  const podCfg = podConfig("crist", logDir);
+  const pod = (await call(runtime, "RunPodSandbox", { config: podCfg })).pod_sandbox_id as string;
+  noteShims(env, d);
+  const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("sh", ["sleep", "3600"]), sandbox_config: podCfg })).container_id as string;
+  await call(runtime, "StartContainer", { container_id: id });
+  await waitState(runtime, id, "CONTAINER_RUNNING");
+  const exec = async (cmd: string[], o: { stdin?: boolean; tty?: boolean } = {}) =>
+    (await call(runtime, "Exec", { container_id: id, cmd, tty: o.tty ?? false, stdin: o.stdin ?? false, stdout: true, stderr: !o.tty })).url as string;
+
+  await t.test("SPDY v4: stdout/stderr separated, exit 7 → NonZeroExitCode", async () => {
+    const url = await exec(["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\//);
+    const r = await spdyExec(url, ["v4.channel.k8s.io", "v3.channel.k8s.io"], {});
+    assert.equal(r.protocol, "v4.channel.k8s.io");
+    assert.equal(r.stdout, "out\n");
+    assert.equal(r.stderr, "err\n");
+    const st = JSON.parse(r.error);
+    assert.equal(st.status, "Failure");
+    assert.equal(st.reason, "NonZeroExitCode");
+    assert.deepEqual(st.details.causes, [{ reason: "ExitCode", message: "7" }]);
+  });
+
+  await t.test("SPDY v4: stdin reaches the process, success status", async () => {
+    const r = await spdyExec(await exec(["cat"], { stdin: true }), ["v4.channel.k8s.io"], { stdin: "through the shim\n" });
+    assert.equal(r.stdout, "through the shim\n");
+    assert.deepEqual(JSON.parse(r.error), { metadata: {}, status: "Success" });
+  });
+
+  await t.test("WebSocket v5: output, exit code, stdin closed by the close signal", async () => {
+    const r = await wsExec(await exec(["sh", "-c", "cat; echo done >&2; exit 3"], { stdin: true }), ["v5.channel.k8s.io"], { stdin: "ws-in\n" });
+    assert.equal(r.stdout, "ws-in\n");
+    assert.equal(r.stderr, "done\n");
+    assert.deepEqual(JSON.parse(r.error).details.causes, [{ reason: "ExitCode", message: "3" }]);
+  });
+
+  await t.test("the URL is single-use", async () => {
+    const url = await exec(["true"]);
+    const ok = await spdyExec(url, ["v4.channel.k8s.io"], {});
+    assert.deepEqual(JSON.parse(ok.error), { metadata: {}, status: "Success" });
+    const again = await spdyConnect(url, ["v4.channel.k8s.io"]);
+    assert.equal(again.res.status, 404);
+  });
+
+  await t.test("PortForward → SPDY portforward.k8s.io reaches httpd in the pod, 20 connections at once", async () => {
+    const web = (await call(runtime, "CreateContainer", {
+      pod_sandbox_id: pod,
+      config: ctrConfig("web", ["sh", "-c", "mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 8080 -h /www"]),
+      sandbox_config: podCfg,
+    })).container_id as string;
+    await call(runtime, "StartContainer", { container_id: web });
+    await waitState(runtime, web, "CONTAINER_RUNNING");
+    const url = (await call(runtime, "PortForward", { pod_sandbox_id: pod, port: [8080] })).url as string;
+    assert.match(url, /\/portforward\//);
+    const { res, client } = await spdyPortForwardSession(url);
+    assert.equal(res.status, 101);
+    const get = (i: number) => spdyForwardOnce(client!, 8080, String(i), "GET / HTTP/1.0\r\n\r\n");
+    // httpd may need a moment before it listens.
+    const end = Date.now() + 10_000;
+    let n = 0;
+    for (;;) {
+      const r = await get(n++);
+      if (r.data.includes("hello-pf")) break;
+      assert.ok(Date.now() < end, `httpd never answered: ${r.error}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => get(1000 + i)));
+    for (const a of answers) {
+      assert.match(a.data, /hello-pf/);
+      assert.equal(a.error, "");
+    }
+    await client!.close();
+  });
+
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+});
