@@ -28,6 +28,7 @@ PACKAGES=(
   skopeo                      # pushes test images into that registry
   gcc                         # builds the static pause program of the built-in pause image
   libc6-dev                   # static libc for it
+  tmux                        # `skiff exec -it` tested in a real terminal
 )
 # Packages that ship a service which must not be left running or enabled by the install:
 # skiff only needs their binaries, and a system containerd or registry would get in the way.
