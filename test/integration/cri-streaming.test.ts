@@ -67,6 +67,60 @@ test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real co
     assert.equal(again.res.status, 404);
   });
 
+  const until = async (what: string, ok: () => boolean | Promise<boolean>, ms = 10_000) => {
+    const end = Date.now() + ms;
+    while (!(await ok())) {
+      assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  await t.test("SPDY v4 with a terminal: a resize changes `stty size`; typed input comes back through cat", async () => {
+    const sized = await spdyExec(await exec(["sh", "-c", "sleep 0.5; stty size"], { tty: true }), ["v4.channel.k8s.io"], {
+      tty: true,
+      resizes: [{ Width: 100, Height: 30 }],
+    });
+    assert.match(sized.stdout, /^30 100\r?$/m);
+    const typed = await spdyExec(await exec(["cat"], { stdin: true, tty: true }), ["v4.channel.k8s.io"], { tty: true, stdin: "typed-in\n\x04" });
+    assert.match(typed.stdout, /typed-in\r\n(.|\n)*typed-in/, "echoed by the terminal, then printed by cat");
+    assert.deepEqual(JSON.parse(typed.error), { metadata: {}, status: "Success" });
+  });
+
+  await t.test("SPDY v4 attach to a container that echoes its stdin; leaving does not stop it", async () => {
+    const echo = (await call(runtime, "CreateContainer", {
+      pod_sandbox_id: pod,
+      config: ctrConfig("echo", ["sh", "-c", "while read l; do echo \"got $l\"; done"], { stdin: true }),
+      sandbox_config: podCfg,
+    })).container_id as string;
+    await call(runtime, "StartContainer", { container_id: echo });
+    await waitState(runtime, echo, "CONTAINER_RUNNING");
+    const url = (await call(runtime, "Attach", { container_id: echo, stdin: true, stdout: true, stderr: true })).url as string;
+    assert.match(url, /\/attach\//);
+    const { client } = await spdyConnect(url, ["v4.channel.k8s.io"]);
+    await client!.openStream({ streamtype: "error" });
+    const stdin = await client!.openStream({ streamtype: "stdin" });
+    const stdout = await client!.openStream({ streamtype: "stdout" });
+    await client!.openStream({ streamtype: "stderr" });
+    await stdin.write("one\n");
+    await until("the echo of the first line", () => stdout.text.includes("got one"));
+    await stdin.write("two\n");
+    await until("the echo of the second line", () => stdout.text.includes("got two"));
+    await client!.close();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await call(runtime, "ContainerStatus", { container_id: echo })).status.state, "CONTAINER_RUNNING");
+  });
+
+  await t.test("a client that disconnects mid-exec leaves no exec process behind", async () => {
+    const { client } = await spdyConnect(await exec(["sleep", "4242"]), ["v4.channel.k8s.io"]);
+    await client!.openStream({ streamtype: "error" });
+    await client!.openStream({ streamtype: "stdout" });
+    await client!.openStream({ streamtype: "stderr" });
+    const ps = async () => (await call(runtime, "ExecSync", { container_id: id, cmd: ["ps", "-o", "args"] })).stdout.toString() as string;
+    await until("the exec process", async () => (await ps()).includes("sleep 4242"));
+    client!.socket.destroy(); // gone without a goodbye
+    await until("the exec process to be killed", async () => !(await ps()).includes("sleep 4242"));
+  });
+
   await t.test("PortForward → SPDY portforward.k8s.io reaches httpd in the pod, 20 connections at once", async () => {
     const web = (await call(runtime, "CreateContainer", {
       pod_sandbox_id: pod,
