@@ -5,31 +5,12 @@ import { isInvalidArgument } from "../errors.js";
 import { containerArgs, containerSpec, type ContainerSpecInput } from "./container-spec.js";
 import type { MountRecord, SandboxRecord } from "./records.js";
 import { capabilityChange, resolveContainerSecurity } from "./security.js";
+import { testImage, testPod } from "./spec-testing.js";
 
-const image = (o: Partial<ImageRecord["config"]> = {}): ImageRecord => ({
-  name: "docker.io/library/app:1",
-  target: { digest: `sha256:${"a".repeat(64)}`, mediaType: "m", size: 1 },
-  configDigest: `sha256:${"b".repeat(64)}`,
-  config: { os: "linux", architecture: "amd64", variant: "", entrypoint: [], cmd: ["sh"], env: ["PATH=/usr/bin", "A=image", "B=image"], user: "", workingDir: "", volumes: [], stopSignal: "", labels: {}, exposedPorts: [], diffIds: [], created: "", ...o },
-  size: 1,
-  labels: {},
-  createdAt: 0,
-  updatedAt: 0,
-});
+const image = (o: Partial<ImageRecord["config"]> = {}): ImageRecord =>
+  testImage("docker.io/library/app:1", { cmd: ["sh"], env: ["PATH=/usr/bin", "A=image", "B=image"], ...o });
 
-const pod = (o: Partial<SandboxRecord> = {}): SandboxRecord =>
-  ({
-    id: "p".repeat(64),
-    name: "web",
-    namespace: "ns",
-    uid: "u",
-    namespaces: { network: 0, pid: 0, ipc: 0 },
-    netns: { name: "skiff-x", path: "/var/run/netns/skiff-x" },
-    pid: 4242,
-    podDir: "/pods/p",
-    cgroupParent: "",
-    ...o,
-  }) as SandboxRecord;
+const pod = (o: Partial<SandboxRecord> = {}): SandboxRecord => testPod({ pid: 4242, podDir: "/pods/p", cgroupParent: "", ...o });
 
 const input = (o: Partial<ContainerSpecInput> = {}): ContainerSpecInput => ({
   id: "c".repeat(64),

@@ -1,35 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ImageRecord } from "../metadata/index.js";
 import { isInvalidArgument } from "../errors.js";
 import { checkSysctls, pauseSpec, type PauseSpecOptions } from "./pod-spec.js";
 import type { SandboxRecord } from "./records.js";
 import { resolvePodSecurity } from "./security.js";
+import { testImage, testPod } from "./spec-testing.js";
 
-const image: ImageRecord = {
-  name: "registry.k8s.io/pause:3.9",
-  target: { digest: `sha256:${"a".repeat(64)}`, mediaType: "application/vnd.oci.image.manifest.v1+json", size: 1 },
-  configDigest: `sha256:${"b".repeat(64)}`,
-  config: { os: "linux", architecture: "amd64", variant: "", entrypoint: ["/pause"], cmd: [], env: [], user: "65535:65535", workingDir: "/", volumes: [], stopSignal: "", labels: {}, exposedPorts: [], diffIds: [], created: "" },
-  size: 1,
-  labels: {},
-  createdAt: 0,
-  updatedAt: 0,
-};
+const image = testImage("registry.k8s.io/pause:3.9", { entrypoint: ["/pause"], user: "65535:65535", workingDir: "/" }, "application/vnd.oci.image.manifest.v1+json");
 
 const pod = (o: Partial<SandboxRecord> = {}): SandboxRecord =>
-  ({
-    id: "p".repeat(64),
-    name: "web",
-    namespace: "ns",
-    uid: "u",
-    hostname: "web-0",
-    logDirectory: "/var/log/pods/x",
-    namespaces: { network: 0, pid: 0, ipc: 0 },
-    netns: { name: "skiff-x", path: "/var/run/netns/skiff-x" },
-    cgroupParent: "/kubepods/pod-u/",
-    ...o,
-  }) as SandboxRecord;
+  testPod({ hostname: "web-0", logDirectory: "/var/log/pods/x", cgroupParent: "/kubepods/pod-u/", ...o });
 
 const opts = (o: Partial<PauseSpecOptions> = {}): PauseSpecOptions => ({ sysctls: {}, readonlyRootfs: false, supplementalGroups: [], ...o });
 const nsOf = (spec: Record<string, any>) => Object.fromEntries((spec.linux.namespaces as { type: string; path?: string }[]).map((n) => [n.type, n.path ?? "new"])); // eslint-disable-line @typescript-eslint/no-explicit-any

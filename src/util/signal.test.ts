@@ -33,3 +33,10 @@ test("the timer keeps firing with no other reference to the signal (GC-safe by c
   await sleep(80);
   assert.equal(fired, true);
 });
+
+test("linkedSignal: a bound beyond what a Node timer holds is no bound, not an immediate timeout", async () => {
+  const l = linkedSignal([], 365 * 24 * 3600 * 1000);
+  await sleep(20);
+  assert.equal(l.signal.aborted, false);
+  l.dispose();
+});

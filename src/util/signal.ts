@@ -110,8 +110,13 @@ export function linkedSignal(parents: (AbortSignal | undefined)[], timeoutMs?: n
     p.addEventListener("abort", onAbort, { once: true });
     detach.push(() => p.removeEventListener("abort", onAbort));
   }
-  if (timeoutMs !== undefined) {
+  // Node fires a timer of more than 2^31-1 ms (24.8 days) after 1 ms instead: a request's
+  // "one year" would have been an immediate timeout. Longer bounds are no bound.
+  if (timeoutMs !== undefined && timeoutMs <= MAX_TIMER_MS) {
     timer = setTimeout(() => abort(new DOMException(`timed out after ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
   }
   return { signal: ac.signal, dispose };
 }
+
+/** The longest delay a Node timer honours. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;

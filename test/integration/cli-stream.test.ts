@@ -8,12 +8,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import * as http from "node:http";
 import * as path from "node:path";
-import { makeEnv, cleanupEnv, startDaemon } from "./harness.js";
-import { call, criClients } from "./cri-client.js";
-import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { call } from "./cri-client.js";
+import { criFixture, runPod } from "./cri-helpers.js";
 import { run, runChecked } from "../../src/util/exec.js";
 
 const repo = path.resolve(import.meta.dirname, "../..");
@@ -47,29 +46,19 @@ function httpGet(url: string): Promise<string> {
 }
 
 test("skiff exec -it in tmux, attach, port-forward through the streaming server", { timeout: 180_000 }, async (t) => {
-  const env = await makeEnv();
-  env.cfg.builtinImages = true;
-  const d = await startDaemon(env);
-  const { runtime, close } = criClients(env.cfg.socket);
   const session = `skiff-test-${randomBytes(4).toString("hex")}`;
   const children: ChildProcess[] = [];
-  t.after(async () => {
-    await run("tmux", ["kill-session", "-t", session]);
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-    close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
+  // The tmux session and the CLI processes go before the fixture checks the env for leftovers.
+  const { env, runtime, logDir } = await criFixture({
+    after: (fn) =>
+      t.after(async () => {
+        await run("tmux", ["kill-session", "-t", session]);
+        for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+        await fn();
+      }),
   });
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir);
   const vars = { ...process.env, CONTAINER_RUNTIME_ENDPOINT: `unix://${env.cfg.socket}`, SKIFF_CLI_CONFIG: "" };
-  const cfg = podConfig("stream", logDir);
-  const pod = (await call(runtime, "RunPodSandbox", { config: cfg })).pod_sandbox_id as string;
-  const startCtr = async (name: string, cmd: string[], extra: object = {}) => {
-    const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig(name, cmd, extra), sandbox_config: cfg })).container_id as string;
-    await call(runtime, "StartContainer", { container_id: id });
-    await waitState(runtime, id, "CONTAINER_RUNNING");
-    return id;
-  };
+  const { pod, start: startCtr } = await runPod(runtime, "stream", logDir);
 
   // exec -it in a real terminal.
   const shell = await startCtr("shell", ["sleep", "3600"]);

@@ -35,3 +35,37 @@ export async function waitState(runtime: grpc.Client, id: string, state: string,
   }
 }
 
+
+/**
+ * An in-process daemon with the built-in images in a fresh env, a grpc-js CRI client and a log
+ * directory; the client is closed and the env cleaned up (asserting nothing is left) after `t`.
+ */
+export async function criFixture(t: { after: (fn: () => Promise<void>) => void }) {
+  const { makeEnv, startDaemon, cleanupEnv } = await import("./harness.js");
+  const { criClients } = await import("./cri-client.js");
+  const { mkdir } = await import("node:fs/promises");
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const d = await startDaemon(env);
+  const { runtime, image, close } = criClients(env.cfg.socket);
+  t.after(async () => {
+    close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = `${env.dir}/logs`;
+  await mkdir(logDir, { recursive: true });
+  return { env, d, runtime, image, logDir };
+}
+
+/** Runs a pod; `start` creates and starts a busybox container in it and waits until it runs. */
+export async function runPod(runtime: grpc.Client, name: string, logDir: string, extra: object = {}) {
+  const podCfg = podConfig(name, logDir, extra);
+  const pod = (await call(runtime, "RunPodSandbox", { config: podCfg })).pod_sandbox_id as string;
+  const start = async (ctr: string, cmd: string[], ctrExtra: object = {}) => {
+    const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig(ctr, cmd, ctrExtra), sandbox_config: podCfg })).container_id as string;
+    await call(runtime, "StartContainer", { container_id: id });
+    await waitState(runtime, id, "CONTAINER_RUNNING");
+    return id;
+  };
+  return { pod, podCfg, start };
+}

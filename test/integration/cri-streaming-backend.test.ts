@@ -7,13 +7,13 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { Duplex, PassThrough } from "node:stream";
-import { makeEnv, cleanupEnv, startDaemon, noteShims } from "./harness.js";
+import { noteShims } from "./harness.js";
 import * as grpc from "@grpc/grpc-js";
-import { call, criClients, rejectsWith } from "./cri-client.js";
-import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { call, rejectsWith } from "./cri-client.js";
+import { podConfig, ctrConfig, waitState, criFixture, runPod } from "./cri-helpers.js";
 import { isCanceled, isFailedPrecondition, isInvalidArgument, isNotFound, isUnavailable } from "../../src/errors.js";
 import type { TerminalSize } from "../../src/streaming/types.js";
 
@@ -46,27 +46,11 @@ async function processesWith(needle: string): Promise<number[]> {
 }
 
 test("streaming backend: exec, tty, resize, attach, stdin_once, port-forward, abort", { timeout: 180_000 }, async (t) => {
-  const env = await makeEnv();
-  env.cfg.builtinImages = true;
-  const d = await startDaemon(env);
-  const { runtime, close } = criClients(env.cfg.socket);
-  t.after(async () => {
-    close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
-  });
+  const { env, d, runtime, logDir } = await criFixture(t);
   const backend = d.streamingBackend!;
   assert.ok(backend, "the daemon builds the streaming backend with the CRI component");
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir, { recursive: true });
-  const podCfg = podConfig("strm", logDir);
-  const pod = (await call(runtime, "RunPodSandbox", { config: podCfg })).pod_sandbox_id as string;
+  const { pod, podCfg, start: startCtr } = await runPod(runtime, "strm", logDir);
   noteShims(env, d);
-  const startCtr = async (name: string, cmd: string[], extra: object = {}) => {
-    const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig(name, cmd, extra), sandbox_config: podCfg })).container_id as string;
-    await call(runtime, "StartContainer", { container_id: id });
-    await waitState(runtime, id, "CONTAINER_RUNNING");
-    return id;
-  };
   const sleeper = await startCtr("sleeper", ["sleep", "3600"]);
   const never = () => new AbortController().signal;
 
@@ -271,18 +255,8 @@ test("streaming backend: exec, tty, resize, attach, stdin_once, port-forward, ab
 });
 
 test("CRI Exec/Attach/PortForward: URLs on the streaming server's 127.0.0.1 address; bad requests refused with their codes", { timeout: 120_000 }, async (t) => {
-  const env = await makeEnv();
-  env.cfg.builtinImages = true;
-  const d = await startDaemon(env);
-  const { runtime, close } = criClients(env.cfg.socket);
-  t.after(async () => {
-    close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
-  });
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir, { recursive: true });
-  const podCfg = podConfig("rpcs", logDir);
-  const pod = (await call(runtime, "RunPodSandbox", { config: podCfg })).pod_sandbox_id as string;
+  const { env, d, runtime, logDir } = await criFixture(t);
+  const { pod, podCfg } = await runPod(runtime, "rpcs", logDir);
   noteShims(env, d);
   const create = async (name: string, extra: object = {}) =>
     (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig(name, ["sleep", "3600"], extra), sandbox_config: podCfg })).container_id as string;

@@ -5,31 +5,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir } from "node:fs/promises";
-import * as path from "node:path";
-import { makeEnv, cleanupEnv, startDaemon, noteShims } from "./harness.js";
-import { call, criClients } from "./cri-client.js";
-import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { noteShims } from "./harness.js";
+import { call } from "./cri-client.js";
+import { ctrConfig, waitState, criFixture, runPod } from "./cri-helpers.js";
 import { spdyExec, spdyForwardOnce, spdyPortForwardSession, wsExec } from "../streaming/k8s-clients.js";
 import { spdyConnect } from "../streaming/spdy-client.js";
 
 test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real container", { timeout: 180_000 }, async (t) => {
-  const env = await makeEnv();
-  env.cfg.builtinImages = true;
-  const d = await startDaemon(env);
-  const { runtime, close } = criClients(env.cfg.socket);
-  t.after(async () => {
-    close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
-  });
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir, { recursive: true });
-  const podCfg = podConfig("crist", logDir);
-  const pod = (await call(runtime, "RunPodSandbox", { config: podCfg })).pod_sandbox_id as string;
+  const { env, d, runtime, logDir } = await criFixture(t);
+  const { pod, podCfg, start } = await runPod(runtime, "crist", logDir);
   noteShims(env, d);
-  const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("sh", ["sleep", "3600"]), sandbox_config: podCfg })).container_id as string;
-  await call(runtime, "StartContainer", { container_id: id });
-  await waitState(runtime, id, "CONTAINER_RUNNING");
+  const id = await start("sh", ["sleep", "3600"]);
   const exec = async (cmd: string[], o: { stdin?: boolean; tty?: boolean } = {}) =>
     (await call(runtime, "Exec", { container_id: id, cmd, tty: o.tty ?? false, stdin: o.stdin ?? false, stdout: true, stderr: !o.tty })).url as string;
 
