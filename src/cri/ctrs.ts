@@ -236,6 +236,7 @@ export class ContainerService {
       if (!pod || pod.state !== "ready") throw failedPrecondition(`pod sandbox "${c.sandboxId}" of container "${id}" is not ready`);
       let taskMade = false;
       try {
+        await this.#clearEarlierTask(id, opts.signal);
         const fifos = await this.#attachIo(c);
         await this.d.tasks.create(id, { stdin: fifos.stdin, stdout: fifos.stdout, stderr: c.tty ? "" : fifos.stderr, terminal: c.tty }, opts);
         taskMade = true;
@@ -262,6 +263,21 @@ export class ContainerService {
         throw runtimeRefused(err, `start container "${id}"`);
       }
     });
+  }
+
+  /**
+   * A start cut short by a daemon crash can leave a task record that never ran (recovery queues
+   * its teardown and keeps the container CREATED). The new start joins that teardown first.
+   */
+  async #clearEarlierTask(id: string, signal?: AbortSignal): Promise<void> {
+    let earlier;
+    try {
+      earlier = this.d.tasks.info(id);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    if (earlier.status !== "deleted") await this.d.tasks.delete(id, { force: true, ...(signal ? { signal } : {}) });
   }
 
   async #attachIo(c: ContainerRecord): Promise<{ stdout: string; stderr: string; stdin: string }> {

@@ -75,6 +75,13 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
       }
       continue;
     }
+    if (t.exit && c.state === "created" && t.pid === 0) {
+      // Killed during StartContainer before the shim made the process: its "exit" (task lost)
+      // is no exit of the container, which never ran. It stays CREATED, startable again once
+      // the task record is torn down (StartContainer waits for that).
+      void monitor.queue.push(c.id, "delete task that never ran", () => d.tasks.delete(c.id, { force: true }).then(() => undefined));
+      continue;
+    }
     if (t.exit) {
       if (c.state === "created") ctrs.docs.update(c.id, { state: "running", pid: t.pid });
       // Output the shim still holds (its copy may not have finished) goes to the log first.

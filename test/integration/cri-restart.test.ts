@@ -173,3 +173,34 @@ process.stdin.on("data", (d) => (s += d)).on("end", () => {
   for (const pid of env.shimPids) while ((await isAlive(pid)) && Date.now() < gone) await sleep(100);
   for (const pid of env.shimPids) assert.ok(!(await isAlive(pid)), `shim ${pid} shut down`);
 });
+
+test("a daemon killed during StartContainer before the shim made the task: the container stays CREATED and starts again", { timeout: 120_000 }, async (t) => {
+  const { runPod } = await import("./cri-helpers.js");
+  const { makeEnv, startDaemon } = await import("./harness.js");
+  const { bundlePath } = await import("../../src/runtime/bundle.js");
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  let d = await startDaemon(env);
+  let clients = criClients(env.cfg.socket);
+  t.after(async () => {
+    clients.close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir);
+  const { pod, podCfg } = await runPod(clients.runtime, "cut", logDir);
+  const ctr = (await call(clients.runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("cut", ["sh", "-c", "exit 3"]), sandbox_config: podCfg })).container_id as string;
+  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  // What the crash leaves: the task's record (written before the shim's Create), no task in the shim.
+  d.meta.tasks.create({ id: ctr, shimId: d.meta.shims.list()[0]!.id, bundle: bundlePath(env.cfg.state, env.cfg.namespace, ctr), status: "unknown" });
+  clients.close();
+  await d.close();
+  d = await startDaemon(env);
+  clients = criClients(env.cfg.socket);
+  assert.equal((await call(clients.runtime, "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_CREATED", "it never ran: no exit to report");
+  await call(clients.runtime, "StartContainer", { container_id: ctr });
+  const st = await waitState(clients.runtime, ctr, "CONTAINER_EXITED");
+  assert.equal(st.exit_code, 3, "its own exit code once it ran");
+  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+});
