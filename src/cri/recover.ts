@@ -75,10 +75,11 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
       }
       continue;
     }
-    if (t.exit && c.state === "created" && t.pid === 0) {
-      // Killed during StartContainer before the shim made the process: its "exit" (task lost)
-      // is no exit of the container, which never ran. It stays CREATED, startable again once
-      // the task record is torn down (StartContainer waits for that).
+    if (c.state === "created" && (t.pid === 0 || t.status === "unknown" || (t.status === "created" && !t.exit))) {
+      // Killed during StartContainer before the process was started: the shim's Create was cut
+      // (no pid, or never confirmed) or done without a Start. Any "exit" of that task is no exit
+      // of the container, which never ran: it stays CREATED, startable again once the task is
+      // torn down (StartContainer waits for that teardown).
       void monitor.queue.push(c.id, "delete task that never ran", () => d.tasks.delete(c.id, { force: true }).then(() => undefined));
       continue;
     }
@@ -87,11 +88,6 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
       // Output the shim still holds (its copy may not have finished) goes to the log first.
       if (t.status !== "deleted") await ctrs.reattachIo(c).catch(() => {});
       void monitor.handle(c.id, t.exit);
-      continue;
-    }
-    if (c.state === "created" && t.status === "created") {
-      // Crashed between task create and start: the start never happened; drop the task.
-      void monitor.queue.push(c.id, "delete unstarted task", () => d.tasks.delete(c.id, { force: true }).then(() => undefined));
       continue;
     }
     if (c.state !== "exited") {

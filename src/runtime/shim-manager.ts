@@ -142,15 +142,16 @@ export class ShimManager {
         updatedAt: now,
       });
     }
-    await rm(home, { recursive: true, force: true });
-    await mkdir(home, { recursive: true, mode: 0o711 });
-    await writeFile(path.join(home, "config.json"), JSON.stringify({ annotations: { [SANDBOX_ID_ANNOTATION]: group } }));
-    const logPath = path.join(home, "log");
-    await mkfifo(logPath);
-    await this.attachLog(group, logPath);
-    const options = toBinary(AnySchema, this.runtimeOptions(runtime));
     let address: string;
     try {
+      // Inside the try: a failure here (ENOSPC on a full state dir) must drop the record too.
+      await rm(home, { recursive: true, force: true });
+      await mkdir(home, { recursive: true, mode: 0o711 });
+      await writeFile(path.join(home, "config.json"), JSON.stringify({ annotations: { [SANDBOX_ID_ANNOTATION]: group } }));
+      const logPath = path.join(home, "log");
+      await mkfifo(logPath);
+      await this.attachLog(group, logPath);
+      const options = toBinary(AnySchema, this.runtimeOptions(runtime));
       address = await startShimProcess(bin, {
         id: group,
         cwd: home,

@@ -86,7 +86,11 @@ export async function recover(svc: TasksService): Promise<void> {
           exitedAt: exitTimeOf(st.exitedAt),
         });
       } else {
-        if (t.status === "unknown") meta.tasks.update(t.id, { status: "created", pid: st.pid });
+        // The row lags the shim when the daemon died between a shim call and its record: Create
+        // done but not written (unknown), or Start done but not written (created).
+        const started = st.status === Status.RUNNING || st.status === Status.PAUSED || st.status === Status.PAUSING;
+        if (started && t.status !== "running") meta.tasks.update(t.id, { status: "running", pid: st.pid });
+        else if (t.status === "unknown") meta.tasks.update(t.id, { status: "created", pid: st.pid });
         svc.monitor(t.id, h);
       }
     } catch (err) {

@@ -29,6 +29,7 @@ import { exitTimeOf } from "../util/time.js";
 import { Status } from "../gen/containerd/types/task/task_pb.js";
 import { UndoStack } from "../util/undo.js";
 import { ExecService } from "./execs.js";
+import { isAlive } from "../util/proc.js";
 import { OCI_LINUX_RESOURCES_TYPE_URL, packJsonAny } from "../proto/any.js";
 
 const STATUS_NAMES: Record<number, TaskStatus> = {
@@ -104,19 +105,29 @@ export class TasksService {
         this.meta.tasks.create(row);
       });
       undo.push("delete task row", () => this.meta.tasks.delete(containerId));
-      const res = await shim.task.create(
-        {
-          id: containerId,
-          bundle,
-          rootfs: c.rootfs,
-          terminal: row.terminal,
-          stdin: row.stdin,
-          stdout: row.stdout,
-          stderr: row.stderr,
-          options: this.shims.runtimeOptions(c.runtime),
-        },
-        { signal: opts.signal, timeoutMs: this.cfg.timeouts.shimCallMs },
-      );
+      const req = {
+        id: containerId,
+        bundle,
+        rootfs: c.rootfs,
+        terminal: row.terminal,
+        stdin: row.stdin,
+        stdout: row.stdout,
+        stderr: row.stderr,
+        options: this.shims.runtimeOptions(c.runtime),
+      };
+      const callOpts = { signal: opts.signal, timeoutMs: this.cfg.timeouts.shimCallMs };
+      let res;
+      try {
+        res = await shim.task.create(req, callOpts);
+      } catch (err) {
+        if (!/already exists/i.test((err as Error).message)) throw err;
+        // No live record of this task exists (checked above), so what the shim or runc still
+        // holds under its id is left from a Create cut by a daemon crash: remove it, try again.
+        this.log.warn({ task: containerId, err: (err as Error).message }, "removing a task left by an interrupted create");
+        await shim.task.delete(containerId, "", callOpts).catch(() => {});
+        await this.shims.cleanupTask(c.runtime, containerId, bundle, opts);
+        res = await shim.task.create(req, callOpts);
+      }
       undo.push("delete in shim", () =>
         shim.task.delete(containerId, "", { timeoutMs: this.cfg.timeouts.shimCallMs }).then(() => undefined),
       );
@@ -287,10 +298,17 @@ export class TasksService {
     let shim = this.shims.peek(task.shimId);
     if (!shim) {
       const row = this.meta.shims.find(task.shimId);
-      if (!row || !row.address) throw unavailable(`shim "${task.shimId}" of task "${id}" is not reachable`);
-      shim = await this.shims.connect(row, opts).catch((err: unknown) => {
+      // A dead shim took the task with it: NotFound, like a task the shim no longer has (its
+      // teardown records the exit). Only a live shim that does not answer is Unavailable.
+      const dead = async () => !row?.address || !row.pid || !(await isAlive(row.pid));
+      const gone = () => notFound(`task "${id}" not found: its shim "${task.shimId}" is gone`);
+      if (await dead()) throw gone();
+      try {
+        shim = await this.shims.connect(row!, opts);
+      } catch (err) {
+        if (await dead()) throw gone();
         throw unavailable(`shim "${task.shimId}" of task "${id}" is not reachable`, err);
-      });
+      }
     }
     return { task, shim };
   }

@@ -195,6 +195,12 @@ export class TeardownQueue {
         if (isNotFound(err)) {
           this.stats.shimNotFound++;
           this.log.info({ task: work.taskId, shim: work.shimId }, "shim has no record of the task; continuing teardown");
+          if (task?.status === "unknown" && (await exists(path.join(work.bundle, "runtime")))) {
+            // A shim Create cut short (the daemon died and the shim cancelled the call) can leave
+            // a runc container and the rootfs mount that the shim never recorded; the shim
+            // binary's delete action removes both, and is a no-op when nothing was left.
+            await this.shims.cleanupTask(runtime, work.taskId, work.bundle, { signal });
+          }
           this.exits.record(work.taskId, { exitStatus: UNKNOWN_EXIT_STATUS, exitedAt: nowRfc3339(), reason: "task lost" });
           return;
         }
