@@ -71,7 +71,7 @@ bench: build
 	for f in "$${files[@]}"; do echo "==> $$f"; $(NODE) --import tsx "$$f" || { echo "bench: $$f failed"; rc=1; }; done; \
 	exit $$rc
 
-## soak: long-running reliability tests in test/soak/ (none yet)
+## soak: the full reliability scenarios in test/soak/ (20 pods, 200 lifecycles, containerd side by side; prints a table)
 soak: build
 	@shopt -s nullglob; files=(test/soak/*.test.ts); \
 	if [[ $${#files[@]} -eq 0 ]]; then echo "soak: no test/soak/*.test.ts files yet"; exit 0; fi; \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs skiff's tests with node:test and tsx: unit tests (src/**/*.test.ts), then integration
-# tests (test/integration/**/*.test.ts, root only) with a host leak check around them.
+# tests (test/integration/ and test/faults/, root only) with a host leak check around them.
 #
 #   scripts/test.sh [all|unit|integration] [-- extra node --test flags]
 #
@@ -25,7 +25,7 @@ trap 'rm -rf "$work"' EXIT
 
 find_tests() { [[ -d $1 ]] && find "$1" -type f -name '*.test.ts' | LC_ALL=C sort; return 0; }
 mapfile -t unit_files < <(find_tests src)
-mapfile -t integration_files < <(find_tests test/integration)
+mapfile -t integration_files < <(find_tests test/integration; find_tests test/faults)
 
 failed=0
 summary=()

@@ -45,6 +45,8 @@ export interface PeerContainerdOptions {
   log?: boolean;
   /** containerd log level (default "info"). */
   logLevel?: string;
+  /** Extra CRI runtime handlers, each runc-v2 with its own runc `BinaryName` (e.g. a fault wrapper). */
+  runtimes?: Record<string, { binaryName: string }>;
   /** How long to wait for the CRI socket to answer (default 20 s). */
   startTimeoutMs?: number;
 }
@@ -64,7 +66,7 @@ export interface PeerContainerd {
 }
 
 /** containerd's config (schema version 2). Strings are TOML basic strings (JSON escapes fit). */
-export function peerConfigToml(o: { dir: string; socket: string; sandboxImage: string; cniBinDir: string; cniConfDir: string; logLevel: string }): string {
+export function peerConfigToml(o: { dir: string; socket: string; sandboxImage: string; cniBinDir: string; cniConfDir: string; logLevel: string; runtimes?: Record<string, { binaryName: string }> }): string {
   const s = (v: string) => JSON.stringify(v);
   const cri = `plugins."io.containerd.grpc.v1.cri"`;
   return `version = 2
@@ -108,7 +110,17 @@ oom_score = 0
         [${cri}.containerd.runtimes.runc.options]
           SystemdCgroup = false
           Root = ${s(path.join(o.dir, "runc"))}
+${Object.entries(o.runtimes ?? {})
+  .map(([name, r]) => `
+      [${cri}.containerd.runtimes.${name}]
+        runtime_type = "io.containerd.runc.v2"
 
+        [${cri}.containerd.runtimes.${name}.options]
+          SystemdCgroup = false
+          BinaryName = ${s(r.binaryName)}
+          Root = ${s(path.join(o.dir, "runc"))}
+`)
+  .join("")}
     [${cri}.cni]
       bin_dir = ${s(o.cniBinDir)}
       conf_dir = ${s(o.cniConfDir)}
@@ -128,7 +140,7 @@ export async function startPeerContainerd(opts: PeerContainerdOptions): Promise<
   const configFile = path.join(dir, "config.toml");
   await writeFile(
     configFile,
-    peerConfigToml({ dir, socket, sandboxImage: opts.sandboxImage, cniBinDir, cniConfDir: opts.cniConfDir, logLevel: opts.logLevel ?? "info" }),
+    peerConfigToml({ dir, socket, sandboxImage: opts.sandboxImage, cniBinDir, cniConfDir: opts.cniConfDir, logLevel: opts.logLevel ?? "info", runtimes: opts.runtimes }),
   );
   await mkdir(path.join(dir, "runc"), { recursive: true });
   const netnsBefore = new Set(await listNetnsFiles());
