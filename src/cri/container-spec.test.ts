@@ -136,3 +136,14 @@ test("security context: capabilities and seccomp applied; request paths replace 
   assert.ok(p.process.capabilities.bounding.includes("CAP_SYS_ADMIN"), "drop ALL is ignored for privileged containers");
   assert.ok(p.linux.devices.length > 0);
 });
+
+test("containerSpec: /dev/shm binds the pod's shared one (read-write) unless a mount of the request takes its place", () => {
+  const shm = (s: ReturnType<typeof spec>) => mountsOf(s).filter((m) => m.destination === "/dev/shm");
+  assert.deepEqual(shm(spec({ devShm: "/pods/p/shm" })), [
+    { destination: "/dev/shm", type: "bind", source: "/pods/p/shm", options: ["rbind", "rprivate", "nosuid", "nodev", "noexec", "rw"] },
+  ]);
+  const own = shm(spec({ devShm: "/pods/p/shm", mounts: [bind("/dev/shm", 0)] }));
+  assert.deepEqual(own.map((m) => (m as { type?: string }).type), ["bind"]);
+  assert.equal(own[0]!.source, "/host/dev/shm", "the request's mount, not the pod's");
+  assert.deepEqual(shm(spec()).map((m) => (m as { type?: string }).type), ["tmpfs"], "without one (a pod from an older skiffd): a private tmpfs");
+});

@@ -16,6 +16,7 @@ import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
 import type { ResolvedUser } from "./image-user.js";
 import { applySecurity, type ResolvedSecurity } from "./security.js";
 import { applyResources, type ContainerResources } from "./resources.js";
+import { bindDevShm } from "./pod-files.js";
 
 export type { ContainerResources } from "./resources.js";
 
@@ -38,6 +39,8 @@ export interface ContainerSpecInput {
   /** Capabilities, seccomp, privileged (resolveContainerSecurity); absent: the defaults. */
   security?: ResolvedSecurity;
   resources?: ContainerResources;
+  /** The pod's shared /dev/shm to bind (podShmSource); absent: a private tmpfs (a pod made before pods had one). */
+  devShm?: string;
 }
 
 const PROPAGATION = ["rprivate", "rslave", "rshared"] as const;
@@ -113,12 +116,15 @@ export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: Contain
 
   // Mounts: requested binds first win over the pod files at the same path.
   const wanted = new Set(c.mounts.map((m) => path.posix.normalize(m.containerPath)));
+  // A default mount (e.g. /dev/shm) at a path the request mounts gives way to it, as in containerd.
+  spec.mounts = (spec.mounts as { destination: string }[]).filter((m) => !wanted.has(path.posix.normalize(m.destination)));
   const mounts = spec.mounts as { destination: string; type: string; source: string; options: string[] }[];
   for (const f of ["hostname", "hosts", "resolv.conf"]) {
     const dest = `/etc/${f}`;
     if (wanted.has(dest)) continue;
     mounts.push({ destination: dest, type: "bind", source: path.join(pod.podDir, f), options: ["rbind", "rprivate", c.readonlyRootfs ? "ro" : "rw"] });
   }
+  if (c.devShm && !wanted.has("/dev/shm")) bindDevShm(spec, c.devShm, false);
   let rootProp = "";
   for (const m of c.mounts) {
     const prop = PROPAGATION[m.propagation];

@@ -26,7 +26,8 @@ import type { CriDeps } from "./deps.js";
 import { CLEANUP_TIMEOUT_MS } from "./deps.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
-import { CRI_KIND_LABEL, containerNameKey, podVisible, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
+import { CRI_KIND_LABEL, NS_NODE, containerNameKey, podVisible, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
+import { podShmSource } from "./pod-files.js";
 import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
 import { signalNumber } from "./spec-util.js";
@@ -186,10 +187,15 @@ export class ContainerService {
         },
         what,
       );
+      const hostIpc = pod.namespaces.ipc === NS_NODE;
+      const shm = podShmSource(pod.podDir, hostIpc);
+      // A pod made by an older skiffd has no shared /dev/shm: its containers keep private ones.
+      const devShm = hostIpc || (await stat(shm).then((st) => st.isDirectory(), () => false)) ? shm : undefined;
       const spec = containerSpec(
         image,
         pod,
         {
+          ...(devShm ? { devShm } : {}),
           id,
           name: req.name,
           command: req.command,

@@ -2,10 +2,12 @@
  * The files a pod's containers share: /etc/hostname, /etc/hosts and /etc/resolv.conf, written
  * once into the pod's directory and bind-mounted into every container (as containerd does).
  */
-import { chmod, copyFile, mkdir, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { hostname as hostHostname } from "node:os";
 import * as path from "node:path";
 import { invalidArgument } from "../errors.js";
+import { run } from "../util/exec.js";
+import { unmountAll } from "../runtime/mount-linux.js";
 
 export interface DnsConfig {
   servers: string[];
@@ -61,4 +63,34 @@ export async function writePodFiles(dir: string, o: PodFilesOptions): Promise<vo
     });
     await chmod(resolv, 0o644);
   }
+}
+
+/** The pod's shared /dev/shm (a tmpfs in the pod dir), or the host's with the host IPC namespace. */
+export function podShmSource(podDir: string, hostIpc: boolean): string {
+  return hostIpc ? "/dev/shm" : path.join(podDir, "shm");
+}
+
+/**
+ * Mounts the pod's /dev/shm: one tmpfs (64 MiB, as containerd's) that the pause container and
+ * every container of the pod bind, so that they share POSIX shared memory as they share the IPC
+ * namespace. Unmounted by the pod's removal (never remove the pod dir through it).
+ */
+export async function mountPodShm(podDir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const dir = podShmSource(podDir, false);
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const res = await run("mount", ["-t", "tmpfs", "-o", "nosuid,nodev,noexec,mode=1777,size=65536k", "shm", dir], opts);
+  if (res.code !== 0) throw new Error(`mount the pod's /dev/shm at ${dir}: ${res.stderr.toString().trim()}`);
+}
+
+/** Replaces the spec's /dev/shm with a bind of `source` (the pod's shared one). */
+export function bindDevShm(spec: { mounts?: { destination: string; type?: string; source?: string; options?: string[] }[] }, source: string, readonly: boolean): void {
+  const mounts = (spec.mounts ?? []).filter((m) => m.destination !== "/dev/shm");
+  mounts.push({ destination: "/dev/shm", type: "bind", source, options: ["rbind", "rprivate", "nosuid", "nodev", "noexec", readonly ? "ro" : "rw"] });
+  spec.mounts = mounts;
+}
+
+/** Removes a pod dir, unmounting what is mounted in it (its /dev/shm) first: never rm through a mount. */
+export async function removePodDir(dir: string): Promise<void> {
+  await unmountAll(dir);
+  await rm(dir, { recursive: true, force: true });
 }

@@ -70,3 +70,13 @@ test("pauseSpec: the pod's seccomp; a privileged pod's pause gets a writable /sy
   assert.ok(priv.linux.maskedPaths.length > 0, "the pause keeps its masked paths");
   assert.ok(!priv.process.capabilities.bounding.includes("CAP_SYS_ADMIN"));
 });
+
+test("pauseSpec: /dev/shm is the pod's shared tmpfs (the host's with host IPC), bound read-only", () => {
+  const shmOf = (s: Record<string, any>) => (s.mounts as { destination: string; source: string }[]).filter((m) => m.destination === "/dev/shm"); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const own = shmOf(pauseSpec(image, pod(), opts()));
+  assert.equal(own.length, 1, "one /dev/shm mount, the default tmpfs replaced");
+  assert.deepEqual(own[0], { destination: "/dev/shm", type: "bind", source: "/var/lib/skiff/pods/p/shm", options: ["rbind", "rprivate", "nosuid", "nodev", "noexec", "ro"] });
+  const host = shmOf(pauseSpec(image, pod({ namespaces: { network: 0, pid: 0, ipc: 2 } }), opts()));
+  assert.equal(host.length, 1);
+  assert.equal(host[0]!.source, "/dev/shm");
+});

@@ -9,6 +9,7 @@ import { invalidArgument } from "../errors.js";
 import { NS_NODE, type SandboxRecord } from "./records.js";
 import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
 import { applySecurity, type ResolvedSecurity } from "./security.js";
+import { bindDevShm, podShmSource } from "./pod-files.js";
 
 export const CONTAINER_TYPE_ANNOTATION = "io.kubernetes.cri.container-type";
 
@@ -57,6 +58,8 @@ export function pauseSpec(image: ImageRecord, pod: SandboxRecord, o: PauseSpecOp
   if (hostNet) setNamespace(spec, "uts", null);
   if (pod.namespaces.pid === NS_NODE) setNamespace(spec, "pid", null);
   if (pod.namespaces.ipc === NS_NODE) setNamespace(spec, "ipc", null);
+  // The pod's shared /dev/shm (or the host's), read-only for the pause process, as containerd binds it.
+  bindDevShm(spec, podShmSource(pod.podDir, pod.namespaces.ipc === NS_NODE), true);
   if (Object.keys(o.sysctls).length) spec.linux.sysctl = { ...o.sysctls };
   const cg = cgroupsPath(pod.cgroupParent, pod.id);
   if (cg) spec.linux.cgroupsPath = cg;

@@ -11,7 +11,6 @@
  *   network goes before the namespace is removed (plugins need it to clean up inside).
  */
 import { randomBytes } from "node:crypto";
-import { rm } from "node:fs/promises";
 import * as path from "node:path";
 import type { CriDocStore, ImageRecord } from "../metadata/index.js";
 import { failedPrecondition, invalidArgument, isNotFound } from "../errors.js";
@@ -26,7 +25,8 @@ import { CLEANUP_TIMEOUT_MS } from "./deps.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { CRI_KIND_LABEL, NS_NODE, nowNs, sandboxNameKey, type NamespaceMode, type PortMappingRecord, type SandboxRecord } from "./records.js";
-import { writePodFiles, type DnsConfig } from "./pod-files.js";
+import { mountPodShm, podShmSource, removePodDir, writePodFiles, type DnsConfig } from "./pod-files.js";
+import { unmountAll } from "../runtime/mount-linux.js";
 import { checkSysctls, pauseSpec } from "./pod-spec.js";
 import { DEFAULT_POD_SECURITY, resolvePodSecurity, type PodSecurity } from "./security.js";
 import { runtimeRefused, type ContainerService } from "./ctrs.js";
@@ -175,9 +175,13 @@ export class PodService {
       const pause = (async () => {
         const [, , rootfs] = await settleAll([
           this.d.tasks.prepareGroup(id, handler, opts).then(() => undo.push("release shim", () => this.d.tasks.releaseGroup(id))),
-          writePodFiles(pod.podDir, { hostname: req.hostname, hostNetwork: hostNet, ...(req.dns ? { dns: req.dns } : {}) }).then(() =>
-            undo.push("remove pod dir", () => rm(pod.podDir, { recursive: true, force: true })),
-          ),
+          writePodFiles(pod.podDir, { hostname: req.hostname, hostNetwork: hostNet, ...(req.dns ? { dns: req.dns } : {}) })
+            .then(() => undo.push("remove pod dir", () => removePodDir(pod.podDir)))
+            .then(async () => {
+              if (pod.namespaces.ipc === NS_NODE) return;
+              await mountPodShm(pod.podDir, opts);
+              undo.push("unmount pod shm", () => unmountAll(podShmSource(pod.podDir, false)));
+            }),
           prepareImageRootfs(this.d.images, this.d.snapshotter, image.name, id, opts).then((r) => {
             undo.push("remove snapshot", () => this.d.snapshotter.remove(r.key));
             return r;
@@ -358,7 +362,7 @@ export class PodService {
       if (!isNotFound(err)) throw err;
     }
     if (pod.netns) await removeNetns(pod.netns.name);
-    await rm(pod.podDir, { recursive: true, force: true });
+    await removePodDir(pod.podDir);
   }
 
   async #deleteTask(id: string, force: boolean, signal?: AbortSignal): Promise<void> {

@@ -15,6 +15,7 @@ import type { PodService } from "./pods.js";
 import type { ContainerService } from "./ctrs.js";
 import type { ExitMonitor } from "./exit-monitor.js";
 import { CRI_KIND_LABEL, type SandboxRecord } from "./records.js";
+import { removePodDir } from "./pod-files.js";
 
 function taskOf(d: CriDeps, id: string): TaskInfo | undefined {
   try {
@@ -118,7 +119,7 @@ export async function recoverCri(d: CriDeps, pods: PodService, ctrs: ContainerSe
   }
   const podsDir = path.join(d.cfg.root, "pods");
   for (const name of await entries(podsDir)) {
-    if (!podIds.has(name)) await rm(path.join(podsDir, name), { recursive: true, force: true });
+    if (!podIds.has(name)) await removePodDir(path.join(podsDir, name)).catch((err: unknown) => log.error({ dir: name, err: (err as Error).message }, "orphan pod dir not removed"));
   }
   for (const name of await entries(ctrs.ioDir)) {
     if (!ctrIds.has(name)) await rm(path.join(ctrs.ioDir, name), { recursive: true, force: true });

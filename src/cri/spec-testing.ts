@@ -25,6 +25,7 @@ export function testPod(o: Partial<SandboxRecord> = {}): SandboxRecord {
     uid: "u",
     namespaces: { network: 0, pid: 0, ipc: 0 },
     netns: { name: "skiff-x", path: "/var/run/netns/skiff-x" },
+    podDir: "/var/lib/skiff/pods/p",
     ...o,
   } as SandboxRecord;
 }

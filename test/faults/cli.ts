@@ -4,7 +4,9 @@
  *
  *   umount2-delay PID [--delay-ms 15000] [--when 1] [--log FILE]   (until Ctrl-C, then detaches)
  *   runc-wrapper install DIR          prints the script to set as [runtimes.X] binary_name
- *   runc-wrapper set DIR [--delay-s N] [--once] [--fail]   (--once: first delete per id only)
+ *   runc-wrapper set DIR [--delay-s N] [--once] [--fail] [--create-hold-s N]
+ *                                     (--once: first delete per id only; --create-hold-s: runc
+ *                                      create holds its caller N s after making the container)
  *   kill-shims NAMESPACE [--count N] [--seed S] [--max-gap-ms M]
  *   kill-daemon PID [--after-ms N | --random-max-ms N] [--seed S]
  *   cni-plugin install BIN_DIR CONF_DIR
@@ -49,6 +51,7 @@ export async function main(argv: string[]): Promise<void> {
       when: { type: "string" },
       log: { type: "string" },
       "delay-s": { type: "string" },
+      "create-hold-s": { type: "string" },
       fail: { type: "boolean" },
       once: { type: "boolean" },
       count: { type: "string" },
@@ -79,7 +82,7 @@ export async function main(argv: string[]): Promise<void> {
     case "runc-wrapper": {
       const dir = arg(p, 2, "DIR");
       if (p[1] === "install") console.log((await installRuncWrapper(dir)).binary);
-      else if (p[1] === "set") await setRuncFaults(dir, { deleteDelayS: num(o["delay-s"], "delay-s", 0), deleteDelayOnce: !!o.once, deleteFail: !!o.fail });
+      else if (p[1] === "set") await setRuncFaults(dir, { deleteDelayS: num(o["delay-s"], "delay-s", 0), deleteDelayOnce: !!o.once, deleteFail: !!o.fail, createHoldS: num(o["create-hold-s"], "create-hold-s", 0) });
       else throw new Error(USAGE);
       return;
     }

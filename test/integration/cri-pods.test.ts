@@ -185,3 +185,45 @@ test("ReopenContainerLog: after a rotation the output goes to the new file, noth
   await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
 });
+
+test("/dev/shm is shared by the containers of a pod (one 64 MiB tmpfs), the host's with host IPC, and unmounted with the pod", { timeout: 90_000 }, async (t) => {
+  const { criFixture, runPod } = await import("./cri-helpers.js");
+  const { mountsUnder } = await import("../../src/runtime/mount-linux.js");
+  const { writeFile: write, rm } = await import("node:fs/promises");
+  const { env, runtime, logDir } = await criFixture(t);
+  const exec = async (id: string, cmd: string) => {
+    const r = await call(runtime, "ExecSync", { container_id: id, cmd: ["sh", "-c", cmd], timeout: 10 });
+    return { code: r.exit_code as number, out: Buffer.from(r.stdout).toString().trim() };
+  };
+  const { pod, start } = await runPod(runtime, "shm", logDir);
+  const writer = await start("writer", ["sh", "-c", "echo from-writer > /dev/shm/token; sleep 600"]);
+  const reader = await start("reader", ["sleep", "600"]);
+  for (const end = Date.now() + 5000; (await exec(reader, "cat /dev/shm/token 2>/dev/null")).out !== "from-writer"; ) {
+    assert.ok(Date.now() < end, "the reader never saw the writer's /dev/shm/token");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal((await exec(writer, "echo back > /dev/shm/reply && echo ok")).out, "ok");
+  assert.equal((await exec(reader, "cat /dev/shm/reply")).out, "back", "both ways");
+  const line = (await exec(reader, "grep ' /dev/shm ' /proc/mounts")).out;
+  assert.match(line, /^shm \/dev\/shm tmpfs rw,nosuid,nodev,noexec,.*size=65536k/, line);
+  const podDir = path.join(env.cfg.root, "pods", pod);
+  assert.deepEqual(await mountsUnder(podDir), [path.join(podDir, "shm")], "the pod's tmpfs, in its dir");
+
+  // Host IPC: the host's /dev/shm itself.
+  const mark = `skiff-test-${process.pid}-${Date.now()}`;
+  await write(`/dev/shm/${mark}`, "host");
+  t.after(() => rm(`/dev/shm/${mark}`, { force: true }));
+  const host = await runPod(runtime, "shm-host", logDir, { linux: { security_context: { namespace_options: { ipc: 2 } } } });
+  const h = await host.start("h", ["sleep", "600"]);
+  assert.equal((await exec(h, `cat /dev/shm/${mark}`)).out, "host");
+  assert.equal((await exec(reader, `test -e /dev/shm/${mark} && echo leak || echo private`)).out, "private", "the pod's own is not the host's");
+  assert.deepEqual(await mountsUnder(path.join(env.cfg.root, "pods", host.pod)), [], "no tmpfs of its own");
+
+  for (const p of [pod, host.pod]) {
+    await call(runtime, "StopPodSandbox", { pod_sandbox_id: p });
+    await call(runtime, "RemovePodSandbox", { pod_sandbox_id: p });
+  }
+  for (const end = Date.now() + 15_000; (await mountsUnder(podDir)).length > 0; await new Promise((r) => setTimeout(r, 100))) {
+    assert.ok(Date.now() < end, "the pod's /dev/shm is still mounted after its removal");
+  }
+});
