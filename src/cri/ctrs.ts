@@ -28,6 +28,7 @@ import type { ExitMonitor } from "./exit-monitor.js";
 import { KeyedMutex } from "./keyed-mutex.js";
 import { CRI_KIND_LABEL, NS_NODE, containerNameKey, podVisible, nowNs, rfc3339ToNs, type ContainerRecord, type MountRecord, type SandboxRecord } from "./records.js";
 import { podShmSource } from "./pod-files.js";
+import { repoTagsAndDigests } from "./image-convert.js";
 import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
 import { signalNumber } from "./spec-util.js";
@@ -420,6 +421,14 @@ export class ContainerService {
     } finally {
       own.dispose();
     }
+  }
+
+  /**
+   * The repo digest (`repo@sha256:…`) of image `id`, if it has one (a pulled image; imported ones
+   * have none): what ContainerStatus reports as image_ref, as containerd does, for kubelet's imageID.
+   */
+  repoDigestOf(id: string): string | undefined {
+    return repoTagsAndDigests(this.d.images.list({ configDigest: id })).repoDigests[0];
   }
 
   /** Runs `fn` under the container's lock, serialized with start (UpdateContainerResources uses it). */

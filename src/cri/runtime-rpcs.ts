@@ -140,7 +140,9 @@ export function runtimeServiceImpl(pods: PodService, ctrs: ContainerService): Pa
       const info: Record<string, string> = req.verbose
         ? { info: JSON.stringify({ pid: c.pid, sandboxID: c.sandboxId, oomKilled: c.oomKilled, tty: c.tty }) }
         : {};
-      return create(ContainerStatusResponseSchema, { status: containerStatusToProto(c), info });
+      const status = containerStatusToProto(c);
+      status.imageRef = ctrs.repoDigestOf(c.imageRef) ?? c.imageRef;
+      return create(ContainerStatusResponseSchema, { status, info });
     },
     listContainers(req) {
       return create(ListContainersResponseSchema, { containers: filterContainers(ctrs.list(), req.filter).map(containerToProto) });

@@ -24,6 +24,8 @@ import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { makeEnv, cleanupEnv, startDaemon } from "./harness.js";
 import { call, criClients, rejectsWith } from "./cri-client.js";
+import { ctrConfig, runPod } from "./cri-helpers.js";
+import { mkdir } from "node:fs/promises";
 import { buildImage, push, startRegistry, startServer, tempDir, writeLayout } from "../../src/registry/testing/fixtures.js";
 
 const USER = "kube";
@@ -120,6 +122,19 @@ test("CRI images: list, status, pull with AuthConfig, remove, fs info, bad input
   const digestRef = `${reg.host}/app@${img.manifestDigest}`;
   assert.deepEqual(st.repo_digests, [digestRef]);
   assert.deepEqual(await status(digestRef), st);
+  {
+    // A container of the pulled image: ContainerStatus names it by its repo digest (kubelet's
+    // imageID), ListContainers by its id, as containerd 1.6 does.
+    const { runtime } = criClients(env.cfg.socket);
+    t.after(() => runtime.close());
+    const logDir = path.join(work, "logs");
+    await mkdir(logDir, { recursive: true });
+    const { pod, podCfg } = await runPod(runtime, "pulled", logDir);
+    const id = (await call(runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("c", ["/app"], { image: { image: ref } }), sandbox_config: podCfg })).container_id;
+    assert.equal((await call(runtime, "ContainerStatus", { container_id: id })).status.image_ref, digestRef);
+    assert.equal((await call(runtime, "ListContainers", { filter: { id } })).containers[0].image_ref, img.configDigest);
+    await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  }
   const contentSize = img.manifest.length + img.config.length + img.layers.reduce((n, l) => n + l.bytes.length, 0);
   assert.equal(Number(st.size), contentSize);
   assert.equal(st.uid, null);
