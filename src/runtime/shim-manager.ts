@@ -21,6 +21,7 @@ import { socketPathOf, TtrpcClient } from "../ttrpc/index.js";
 import { ShimTaskClient } from "./shim-client.js";
 import { startShimProcess, cleanupShimTask, type ShimBinaryOptions, type CleanupResult } from "./shim-binary.js";
 import { mkfifo, openFifoReader } from "./fifo.js";
+import { shimsOfNamespace } from "../doctor/host-linux.js";
 import { isAlive, waitForExit } from "../util/proc.js";
 import type { MetadataStore } from "../metadata/index.js";
 import type { Shim } from "../metadata/index.js";
@@ -178,6 +179,12 @@ export class ShimManager {
 
   /** Connects to a recorded shim, learns its pid (Connect RPC) and marks it running. */
   async connect(row: Shim, opts: { signal?: AbortSignal } = {}): Promise<ShimHandle> {
+    // The log reader first: a shim daemon opens its log FIFO for writing before it serves, and
+    // that open blocks until a reader exists. A daemon killed right after starting a shim leaves
+    // it blocked there, so a Connect before this would never be answered.
+    if (!this.logs.has(row.id)) {
+      await this.attachLog(row.id, path.join(row.bundle, "log")).catch(() => {});
+    }
     const bound = linkedSignal([opts.signal], this.cfg.timeouts.shimCallMs);
     let ttrpc: TtrpcClient;
     let pid: number;
@@ -204,9 +211,6 @@ export class ShimManager {
         this.events.onDisconnect?.(row.id);
       }
     });
-    if (!this.logs.has(row.id)) {
-      await this.attachLog(row.id, path.join(row.bundle, "log")).catch(() => {});
-    }
     return handle;
   }
 
@@ -243,10 +247,26 @@ export class ShimManager {
   async shutdown(shimId: string, opts: { signal?: AbortSignal } = {}): Promise<boolean> {
     const row = this.meta.shims.find(shimId);
     if (!row) return true;
-    const pid = row.pid ?? this.handles.get(shimId)?.pid ?? 0;
     let handle = this.handles.get(shimId);
-    if (!handle && pid && (await isAlive(pid)) && row.address) {
-      handle = await this.connect(row, opts);
+    let pid = row.pid ?? handle?.pid ?? 0;
+    if (!handle) {
+      // A shim whose start a daemon kill cut short runs without a recorded pid (and maybe
+      // without a recorded address): found by its command line, never left behind unseen.
+      const own = (await shimsOfNamespace(this.cfg.namespace)).find((p) => p.group === shimId && (!pid || p.pid === pid));
+      pid = own?.pid ?? (pid && (await isAlive(pid)) ? pid : 0);
+      if (own) {
+        let why: unknown = "no address recorded";
+        if (row.address) handle = await this.connect(row, opts).catch((err: unknown) => ((why = err), undefined));
+        if (!handle) {
+          // Callers shut down only shims that no task needs: one that cannot be asked is killed.
+          this.log.warn({ shim: shimId, pid: own.pid, err: why instanceof Error ? why.message : String(why) }, "shim not reachable; killing it");
+          try {
+            process.kill(own.pid, "SIGKILL");
+          } catch {
+            // gone meanwhile
+          }
+        }
+      }
     }
     if (handle) {
       this.meta.shims.update(shimId, { state: "shutting_down" });

@@ -59,3 +59,47 @@ test("daemon SIGKILLed with two tasks; real exit codes after restart; no shim le
   assert.deepEqual(final.tasks, []);
   assert.deepEqual(final.shims, []);
 });
+
+test("a shim started just before the daemon died, still waiting for a reader of its log, is shut down by the next daemon", { timeout: 60_000 }, async (t) => {
+  const { startDaemon } = await import("./harness.js");
+  const { mkdir, rm, writeFile } = await import("node:fs/promises");
+  const path = await import("node:path");
+  const { mkfifo } = await import("../../src/runtime/fifo.js");
+  const { startShimProcess } = await import("../../src/runtime/shim-binary.js");
+  const { shimsOfNamespace } = await import("../../src/doctor/host-linux.js");
+  const { TtrpcClient } = await import("../../src/ttrpc/index.js");
+  const { ShimTaskClient } = await import("../../src/runtime/shim-client.js");
+  const env = await makeEnv();
+  let d = await startDaemon(env);
+  t.after(async () => assert.deepEqual(await cleanupEnv(env, d), []));
+  // What a kill right after the shim's `start` leaves: a 'starting' record, the shim's home with
+  // its log FIFO and address file, and a shim daemon blocked opening that FIFO (no reader).
+  const cutStart = async (group: string) => {
+    const home = path.join(env.cfg.state, "shims", env.cfg.namespace, group);
+    const now = Date.now();
+    d.meta.shims.create({ id: group, runtime: "runc", binary: "containerd-shim-runc-v2", address: "", bundle: home, pid: null, namespace: env.cfg.namespace, state: "starting", createdAt: now, updatedAt: now });
+    await mkdir(home, { recursive: true });
+    await writeFile(path.join(home, "config.json"), JSON.stringify({ annotations: { "io.kubernetes.cri.sandbox-id": group } }));
+    await mkfifo(path.join(home, "log"));
+    const address = await startShimProcess(d.shims.binaryOptions("runc"), { id: group, cwd: home, timeoutMs: 10_000 });
+    const [shim] = (await shimsOfNamespace(env.cfg.namespace)).filter((s) => s.group === group);
+    assert.ok(shim, "the shim daemon runs");
+    env.shimPids.add(shim.pid);
+    return { home, address, shim };
+  };
+  const group = "cut-start";
+  const { address, shim } = await cutStart(group);
+  // And one whose address file never came (the start cut even earlier): no way to reach it.
+  const other = await cutStart("cut-start-no-address");
+  await rm(path.join(other.home, "address"));
+  // It does not answer while nobody reads its log.
+  const probe = await TtrpcClient.connect(address.replace(/^unix:\/\//, ""), { namespace: env.cfg.namespace, timeoutMs: 1000 });
+  await assert.rejects(new ShimTaskClient(probe).connect(group, { timeoutMs: 1000 }), /deadline|timeout/i);
+  probe.destroy();
+  await d.close();
+  d = await startDaemon(env);
+  assert.equal(await waitForExit(shim.pid, 10_000), true, "the unused shim was shut down by recovery");
+  assert.equal(d.meta.shims.find(group), undefined, "and its record dropped");
+  assert.equal(await waitForExit(other.shim.pid, 10_000), true, "the unreachable one was killed");
+  assert.equal(d.meta.shims.find("cut-start-no-address"), undefined);
+});
