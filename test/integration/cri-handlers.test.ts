@@ -5,9 +5,11 @@
  * RuntimeConfig reports cgroupfs.
  *
  * crun (1.8) refuses every container on hybrid cgroup hosts whose v2 hierarchy has controllers
- * (this kind of machine). There the test checks instead that the crun pod reached crun (its
+ * (this kind of machine). There the first test checks instead that the crun pod reached crun (its
  * refusal comes back as FailedPrecondition with crun's message, and the handler's binary ran
- * with the handler's root) and that the failed pod left nothing behind.
+ * with the handler's root) and that the failed pod left nothing behind; the second moves the
+ * (unused) v2 controllers to v1 hierarchies for its duration, as a host with every controller on
+ * v1 has them, and runs a crun pod with a memory limit, then gives them back to v2.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -144,5 +146,115 @@ test("runtime handlers: crun and runc pods run with their runtime; unknown handl
   for (const id of [...Object.values(pods).map((p) => p.pod), again]) {
     await call(runtime, "StopPodSandbox", { pod_sandbox_id: id });
     await call(runtime, "RemovePodSandbox", { pod_sandbox_id: id });
+  }
+});
+
+/**
+ * Moves the controllers of a hybrid host's v2 hierarchy (unused there: nothing in its
+ * subtree_control) to v1 hierarchies mounted at /sys/fs/cgroup/NAME, as a host with all
+ * controllers on v1 has them; `restore` unmounts them again and waits until the kernel gave each
+ * back to the v2 hierarchy (a v1 hierarchy lingers while a cgroup of it is still dying).
+ */
+async function controllersToV1(): Promise<{ moved: string[]; restore(): Promise<void> }> {
+  const v2 = "/sys/fs/cgroup/unified";
+  const controllers = (await readFile(path.join(v2, "cgroup.controllers"), "utf8")).trim().split(/\s+/).filter(Boolean);
+  assert.equal((await readFile(path.join(v2, "cgroup.subtree_control"), "utf8")).trim(), "", "the v2 controllers are in use: cannot move them");
+  const moved: string[] = [];
+  const row = async (c: string) => (await readFile("/proc/cgroups", "utf8")).split("\n").find((l) => l.startsWith(`${c}\t`))?.split("\t") ?? [];
+  const until = async (what: string, ok: () => Promise<boolean>, ms: number) => {
+    for (const end = Date.now() + ms; !(await ok()); await new Promise((r) => setTimeout(r, 200))) {
+      if (Date.now() > end) throw new Error(`cgroup controllers not restored: ${what}`);
+    }
+  };
+  const restore = async () => {
+    for (const c of moved) {
+      const dir = `/sys/fs/cgroup/${c}`;
+      // The containers' cgroups of this hierarchy die a little after their removal: only its
+      // root left, then unmounting destroys the hierarchy and the controller returns to v2.
+      await until(`${c} still has cgroups`, async () => Number((await row(c))[2]) <= 1, 30_000).catch(() => {});
+      await run("umount", [dir]);
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+      // A hierarchy unmounted with a dying cgroup lingers: mounting it again once that is gone
+      // and unmounting frees it.
+      await until(`${c} is not back on the v2 hierarchy`, async () => {
+        if ((await row(c))[1] === "0") return true;
+        const tmp = `/run/skiff-test-cg-${c}`;
+        await mkdir(tmp, { recursive: true });
+        if ((await run("mount", ["-t", "cgroup", "-o", c, "cgroup", tmp])).code === 0) await run("umount", [tmp]);
+        await rm(tmp, { recursive: true, force: true });
+        return (await row(c))[1] === "0";
+      }, 60_000);
+    }
+  };
+  try {
+    for (const c of controllers) {
+      const dir = `/sys/fs/cgroup/${c}`;
+      await mkdir(dir);
+      const r = await run("mount", ["-t", "cgroup", "-o", c, "cgroup", dir]);
+      if (r.code !== 0) {
+        await rm(dir, { recursive: true, force: true });
+        throw new Error(`mount the ${c} controller on v1: ${r.stderr.toString().trim()}`);
+      }
+      moved.push(c);
+    }
+  } catch (err) {
+    await restore();
+    throw err;
+  }
+  return { moved, restore };
+}
+
+test("a pod runs with crun on this hybrid host once its unused v2 controllers are on v1", { timeout: 120_000 }, async (t) => {
+  if (!hybridWithV2Controllers()) {
+    t.skip("crun runs here as it is: the test above ran a crun pod");
+    return;
+  }
+  const cg = await controllersToV1();
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  const crunRoot = path.join("/run/containerd/crun", env.cfg.namespace);
+  env.cfg.runtimes.crun = { shim: "containerd-shim-runc-v2", binaryName: CRUN, runcRoot: "/run/containerd/crun" };
+  let d: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  let close = () => {};
+  t.after(async () => {
+    close();
+    const leftovers = await cleanupEnv(env, d);
+    for (const id of await listIds(CRUN, crunRoot).catch(() => [])) {
+      leftovers.push(`crun container ${id}`);
+      await run(CRUN, ["--root", crunRoot, "delete", "-f", id]);
+    }
+    await rm(crunRoot, { recursive: true, force: true });
+    await cg.restore();
+    assert.deepEqual(leftovers, []);
+  });
+  d = await startDaemon(env);
+  const clients = criClients(env.cfg.socket);
+  close = clients.close;
+  const runtime = clients.runtime;
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  const config = podConfig("pod-crun", logDir);
+  const { pod_sandbox_id: pod } = await call(runtime, "RunPodSandbox", { config, runtime_handler: "crun" });
+  noteShims(env, d);
+  const { container_id: ctr } = await call(runtime, "CreateContainer", {
+    pod_sandbox_id: pod,
+    config: ctrConfig("app", ["sh", "-c", "sleep 3600"], { linux: { resources: { memory_limit_in_bytes: 64 << 20 } } }),
+    sandbox_config: config,
+  });
+  await call(runtime, "StartContainer", { container_id: ctr });
+  await waitState(runtime, ctr, "CONTAINER_RUNNING");
+  assert.deepEqual((await listIds(CRUN, crunRoot)).sort(), [pod, ctr].sort(), "crun ran the pod's pause and app");
+  const state = JSON.parse((await run(CRUN, ["--root", crunRoot, "state", ctr])).stdout.toString()) as { status: string; pid: number };
+  assert.equal(state.status, "running");
+  // The limit reached the kernel through crun.
+  const exec = await call(runtime, "ExecSync", { container_id: ctr, cmd: ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], timeout: 10 });
+  const limit = Buffer.from(exec.stdout).toString().trim();
+  const viaProc = (await readFile(`/proc/${state.pid}/cgroup`, "utf8")).split("\n").find((l) => /:memory:/.test(l))?.split(":")[2];
+  assert.ok(viaProc, "the app is in a memory cgroup");
+  assert.equal((await readFile(`/sys/fs/cgroup/memory${viaProc}/memory.limit_in_bytes`, "utf8")).trim(), String(64 << 20), `limit seen inside: ${limit}`);
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  for (const end = Date.now() + 15_000; (await listIds(CRUN, crunRoot).catch(() => [])).length > 0; await new Promise((r) => setTimeout(r, 100))) {
+    assert.ok(Date.now() < end, "crun's containers are gone after the pod's removal");
   }
 });
