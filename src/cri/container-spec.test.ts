@@ -147,3 +147,8 @@ test("containerSpec: /dev/shm binds the pod's shared one (read-write) unless a m
   assert.equal(own[0]!.source, "/host/dev/shm", "the request's mount, not the pod's");
   assert.deepEqual(shm(spec()).map((m) => (m as { type?: string }).type), ["tmpfs"], "without one (a pod from an older skiffd): a private tmpfs");
 });
+
+test("containerSpec: the request's mounts and the pod's /dev/shm are all in the spec", () => {
+  const dests = mountsOf(spec({ devShm: "/pods/p/shm", mounts: [bind("/a", 0), bind("/b", 1, true)] })).map((m) => m.destination);
+  for (const d of ["/a", "/b", "/dev/shm", "/etc/hosts"]) assert.ok(dests.includes(d), `${d} in ${dests.join(" ")}`);
+});

@@ -84,9 +84,10 @@ export async function mountPodShm(podDir: string, opts: { signal?: AbortSignal }
 
 /** Replaces the spec's /dev/shm with a bind of `source` (the pod's shared one). */
 export function bindDevShm(spec: { mounts?: { destination: string; type?: string; source?: string; options?: string[] }[] }, source: string, readonly: boolean): void {
-  const mounts = (spec.mounts ?? []).filter((m) => m.destination !== "/dev/shm");
+  // In place: callers hold the array and go on adding to it.
+  const mounts = (spec.mounts ??= []);
+  for (let i = mounts.length - 1; i >= 0; i--) if (mounts[i]!.destination === "/dev/shm") mounts.splice(i, 1);
   mounts.push({ destination: "/dev/shm", type: "bind", source, options: ["rbind", "rprivate", "nosuid", "nodev", "noexec", readonly ? "ro" : "rw"] });
-  spec.mounts = mounts;
 }
 
 /** Removes a pod dir, unmounting what is mounted in it (its /dev/shm) first: never rm through a mount. */
