@@ -300,7 +300,7 @@ export class TasksService {
       const row = this.meta.shims.find(task.shimId);
       // A dead shim took the task with it: NotFound, like a task the shim no longer has (its
       // teardown records the exit). Only a live shim that does not answer is Unavailable.
-      const dead = async () => !row?.address || !row.pid || !(await isAlive(row.pid));
+      const dead = async () => !row?.address || (row.pid !== null && !(await isAlive(row.pid)));
       const gone = () => notFound(`task "${id}" not found: its shim "${task.shimId}" is gone`);
       if (await dead()) throw gone();
       try {
