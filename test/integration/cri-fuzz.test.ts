@@ -16,6 +16,7 @@ import { makeEnv, cleanupEnv, startDaemon, noteShims } from "./harness.js";
 import { criClients, detailsOf, type Reply } from "./cri-client.js";
 import { podConfig, ctrConfig } from "./cri-helpers.js";
 import { listNetns, NETNS_PREFIX } from "../../src/cni/netns.js";
+import { makeRng } from "../faults/random.js";
 
 const CALLS = 1000;
 const MAX_PODS = 10;
@@ -36,17 +37,9 @@ const ALLOWED = new Set([
   S.DEADLINE_EXCEEDED,
 ]);
 
-/** mulberry32: small, fast, good enough for choosing mutations. */
+/** The suite's seeded generator (test/faults/random.ts), with the picks the mutations need. */
 function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
+  const { next, int } = makeRng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!;
   const chance = (p: number) => next() < p;
   return { next, int, pick, chance };

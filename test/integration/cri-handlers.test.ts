@@ -40,6 +40,17 @@ async function listIds(binary: string, root: string): Promise<string[]> {
   return r.stdout.toString().split("\n").map((l) => l.trim()).filter(Boolean);
 }
 
+/** cleanupEnv, plus crun's state (cleanupEnv knows runc's only): what was left, then cleared. */
+async function cleanupWithCrun(env: Parameters<typeof cleanupEnv>[0], d: Parameters<typeof cleanupEnv>[1], crunRoot: string): Promise<string[]> {
+  const leftovers = await cleanupEnv(env, d);
+  for (const id of await listIds(CRUN, crunRoot).catch(() => [])) {
+    leftovers.push(`crun container ${id}`);
+    await run(CRUN, ["--root", crunRoot, "delete", "-f", id]);
+  }
+  await rm(crunRoot, { recursive: true, force: true });
+  return leftovers;
+}
+
 /** What a refused RunPodSandbox must not change: pods listed, shims, netns of this daemon. */
 async function nothingMadeProbe(runtime: grpc.Client, namespace: string) {
   return {
@@ -68,14 +79,7 @@ test("runtime handlers: crun and runc pods run with their runtime; unknown handl
   const { runtime, close } = criClients(env.cfg.socket);
   t.after(async () => {
     close();
-    const leftovers = await cleanupEnv(env, d);
-    // cleanupEnv knows runc's state only; crun's is checked (and cleared) here.
-    for (const id of await listIds(CRUN, crunRoot).catch(() => [])) {
-      leftovers.push(`crun container ${id}`);
-      await run(CRUN, ["--root", crunRoot, "delete", "-f", id]);
-    }
-    await rm(crunRoot, { recursive: true, force: true });
-    assert.deepEqual(leftovers, []);
+    assert.deepEqual(await cleanupWithCrun(env, d, crunRoot), []);
   });
 
   const st = await call(runtime, "Status", {});
@@ -218,12 +222,7 @@ test("a pod runs with crun on this hybrid host once its unused v2 controllers ar
   let close = () => {};
   t.after(async () => {
     close();
-    const leftovers = await cleanupEnv(env, d);
-    for (const id of await listIds(CRUN, crunRoot).catch(() => [])) {
-      leftovers.push(`crun container ${id}`);
-      await run(CRUN, ["--root", crunRoot, "delete", "-f", id]);
-    }
-    await rm(crunRoot, { recursive: true, force: true });
+    const leftovers = await cleanupWithCrun(env, d, crunRoot);
     await cg.restore();
     assert.deepEqual(leftovers, []);
   });

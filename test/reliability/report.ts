@@ -1,4 +1,5 @@
 /** The reliability table: one row per scenario and runtime, printed as Markdown. */
+import assert from "node:assert/strict";
 import type { ScenarioResult } from "./cri.js";
 
 function q(xs: number[], p: number): number {
@@ -53,4 +54,18 @@ export function details(r: ScenarioResult): string {
     if (xs.length > 20) lines.push(`  … ${xs.length - 20} more ${k} lines`);
   }
   return lines.join("\n");
+}
+
+/**
+ * A scenario's verdict: no error, zero leftovers, every exit exact, at least `minExits` exits
+ * checked, and at least one fault injected per pod or lifecycle (fewer means it did not take).
+ */
+export function assertPerfect(r: ScenarioResult, minExits: number): void {
+  const why = details(r);
+  assert.deepEqual(r.errors, [], why);
+  assert.deepEqual(r.leftovers, [], why);
+  assert.deepEqual(r.exitErrors, [], why);
+  assert.ok(r.exitsTotal >= minExits, `${r.exitsTotal} exits checked, want ≥ ${minExits}\n${why}`);
+  assert.ok(r.faults >= r.count, `${r.faults} faults injected for ${r.count}\n${why}`);
+  assert.equal(r.exitsCorrect, r.exitsTotal, why);
 }

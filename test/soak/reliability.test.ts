@@ -19,7 +19,7 @@ import { ioPressureTeardown, heldPipeTeardown, shimKills } from "../reliability/
 import { daemonKills } from "../reliability/restarts.js";
 import { cniFaults, fullStateDir, withCniFaults, withFullState } from "../reliability/host-faults.js";
 import { startContainerd, startSkiff, type Target } from "../reliability/targets.js";
-import { details, table } from "../reliability/report.js";
+import { assertPerfect, details, table } from "../reliability/report.js";
 
 const PODS = Number(process.env.SKIFF_SOAK_PODS ?? 20);
 const LIFECYCLES = Number(process.env.SKIFF_SOAK_LIFECYCLES ?? 200);
@@ -31,16 +31,6 @@ after(() => {
   console.log(`\nreliability soak, ${PODS} pods, ${LIFECYCLES} lifecycles, ${new Date().toISOString()}\n${table(results)}\n`);
   for (const r of results) if (r.errors.length || r.leftovers.length || r.exitErrors.length) console.log(details(r));
 });
-
-function assertPerfect(r: ScenarioResult, minExits: number): void {
-  const why = details(r);
-  assert.deepEqual(r.errors, [], why);
-  assert.deepEqual(r.leftovers, [], why);
-  assert.deepEqual(r.exitErrors, [], why);
-  assert.ok(r.exitsTotal >= minExits, `${r.exitsTotal} exits checked, want ≥ ${minExits}\n${why}`);
-  // Each scenario injects at least one fault per pod or lifecycle; fewer means it did not take.
-  assert.ok(r.faults >= r.count, `${r.faults} faults injected for ${r.count}\n${why}`);
-}
 
 test(`seed scenarios, skiff next to containerd 1.6.20: ${PODS} pods each`, { timeout: 60 * 60_000 }, async (t) => {
   const targets: Target[] = [];
