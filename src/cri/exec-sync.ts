@@ -10,7 +10,7 @@ import { mkdir, rm } from "node:fs/promises";
 import * as path from "node:path";
 import type * as net from "node:net";
 import { mkfifos, openFifoReader } from "../runtime/fifo.js";
-import { linkedSignal } from "../util/signal.js";
+import { linkedSignal, throwIfAborted } from "../util/signal.js";
 import { isNotFound } from "../errors.js";
 import type { CriDeps } from "./deps.js";
 
@@ -69,15 +69,21 @@ export async function execSync(d: CriDeps, o: ExecSyncOptions): Promise<ExecSync
   const err = path.join(o.dir, `${execId}-stderr`);
   const collectors: Collector[] = [];
   let added = false;
+  let started = false;
   let exited = false;
   try {
     await mkfifos([out, err]);
     for (const p of [out, err]) collectors.push(new Collector(await openFifoReader(p), o.maxOutputBytes));
     const execs = d.tasks.execs;
-    await execs.add({ taskId: o.containerId, execId, process: o.process, stdout: out, stderr: err }, { signal: o.signal });
+    // Add and Start are not cut by the caller's signal (each is bounded by the shim call
+    // timeout): a Start abandoned in flight would start a process after the cleanup below ran.
+    await execs.add({ taskId: o.containerId, execId, process: o.process, stdout: out, stderr: err });
     added = true;
+    throwIfAborted(o.signal, `exec in container "${o.containerId}"`);
     // The exec's wait is registered inside start, before the process can exit.
-    await execs.start(o.containerId, execId, { signal: o.signal });
+    await execs.start(o.containerId, execId);
+    started = true;
+    throwIfAborted(o.signal, `exec in container "${o.containerId}"`);
     const limit = linkedSignal([o.signal], o.timeoutMs > 0 ? o.timeoutMs : undefined);
     let timedOut = false;
     let exitCode: number;
@@ -105,7 +111,7 @@ export async function execSync(d: CriDeps, o: ExecSyncOptions): Promise<ExecSync
     if (added) {
       const cleanup = linkedSignal([], KILL_WAIT_MS);
       try {
-        if (!exited) {
+        if (started && !exited) {
           await d.tasks.execs.kill(o.containerId, execId, 9, { signal: cleanup.signal }).catch(() => {});
           await d.tasks.execs.wait(o.containerId, execId, { signal: cleanup.signal }).catch(() => {});
         }

@@ -21,7 +21,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { mkfifos, openFifoReader } from "../runtime/fifo.js";
-import { abortError, linkedSignal, raceSignal } from "../util/signal.js";
+import { abortError, linkedSignal, raceSignal, throwIfAborted } from "../util/signal.js";
 import { isNotFound } from "../errors.js";
 import type { CriDeps } from "../cri/deps.js";
 import { CLEANUP_TIMEOUT_MS } from "../cri/deps.js";
@@ -90,6 +90,7 @@ export async function runExec(d: CriDeps, o: ExecOptions, io: CommandIo, signal:
   const readers: net.Socket[] = [];
   let stdinWriter: net.Socket | undefined;
   let added = false;
+  let started = false;
   let exited = false;
   const execs = d.tasks.execs;
   // Ends the resize loop with the exec (the client's resize stream may outlive it).
@@ -108,9 +109,14 @@ export async function runExec(d: CriDeps, o: ExecOptions, io: CommandIo, signal:
       outs.push(pipeOut(r, io.stderr));
     }
     if (paths.stdin) stdinWriter = await openFifoWriter(paths.stdin);
-    await execs.add({ taskId: containerId, execId, process: o.process, ...paths, terminal: io.tty }, { signal });
+    // Add and Start are not cut by the client going away (each is bounded by the shim call
+    // timeout): a Start abandoned in flight would start a process after the cleanup below ran.
+    await execs.add({ taskId: containerId, execId, process: o.process, ...paths, terminal: io.tty });
     added = true;
-    await execs.start(containerId, execId, { signal });
+    throwIfAborted(signal, `exec in container "${containerId}"`);
+    await execs.start(containerId, execId);
+    started = true;
+    throwIfAborted(signal, `exec in container "${containerId}"`);
     const exit = execs.wait(containerId, execId, { signal });
     if (io.stdin && stdinWriter) void feedStdin(d, containerId, execId, io, stdinWriter);
     if (io.tty && io.resizes) {
@@ -131,7 +137,7 @@ export async function runExec(d: CriDeps, o: ExecOptions, io: CommandIo, signal:
     throw err;
   } finally {
     finished.abort();
-    if (added) await removeExec(d, containerId, execId, !exited);
+    if (added) await removeExec(d, containerId, execId, started && !exited);
     stdinWriter?.destroy();
     for (const r of readers) r.destroy();
     await Promise.all(made.map((p) => rm(p, { force: true })));

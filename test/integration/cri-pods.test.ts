@@ -227,3 +227,42 @@ test("/dev/shm is shared by the containers of a pod (one 64 MiB tmpfs), the host
     assert.ok(Date.now() < end, "the pod's /dev/shm is still mounted after its removal");
   }
 });
+
+test("ExecSync calls cut by their client's deadline at any point leave no exec process or record", { timeout: 90_000 }, async (t) => {
+  const { criFixture, runPod } = await import("./cri-helpers.js");
+  const { readdir, readFile: read } = await import("node:fs/promises");
+  const { d, runtime, logDir } = await criFixture(t);
+  const { pod, start } = await runPod(runtime, "cut-exec", logDir);
+  const c = await start("c", ["sleep", "600"]);
+  // A number no other process sleeps for: its processes are the execs of this test.
+  const marker = String(70_000 + (process.pid % 10_000));
+  const sleepers = async () => {
+    let n = 0;
+    for (const p of await readdir("/proc")) {
+      if (/^\d+$/.test(p) && (await read(`/proc/${p}/cmdline`, "utf8").catch(() => "")) === `sleep\0${marker}\0`) n++;
+    }
+    return n;
+  };
+  let cut = 0;
+  for (let i = 0; i < 40; i++) {
+    // Deadlines from 1 to 79 ms: they land before, during and after the shim's Exec and Start.
+    const deadline = new Date(Date.now() + 1 + ((i * 7) % 40) * 2);
+    await new Promise<void>((resolve) =>
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      (runtime as any).ExecSync({ container_id: c, cmd: ["sleep", marker], timeout: 0 }, { deadline }, (err: grpc.ServiceError | null) => {
+        if (err?.code === grpc.status.DEADLINE_EXCEEDED) cut++;
+        resolve();
+      }),
+    );
+  }
+  assert.equal(cut, 40, "every call ended by its deadline");
+  // The daemon finishes each cut exec's cleanup on its own: none may stay running or recorded.
+  for (const end = Date.now() + 20_000; ; await new Promise((r) => setTimeout(r, 200))) {
+    const left = await sleepers();
+    const records = d.meta.execs.list(c).length;
+    if (left === 0 && records === 0) break;
+    assert.ok(Date.now() < end, `${left} exec process(es) and ${records} exec record(s) left`);
+  }
+  await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+});
