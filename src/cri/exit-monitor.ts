@@ -8,6 +8,7 @@ import type { Logger } from "../log.js";
 import type { TasksService } from "../tasks/service.js";
 import type { ExitStatus } from "../tasks/types.js";
 import { BackoffQueue } from "./backoff.js";
+import { sharedSignal } from "../util/signal.js";
 
 export type ExitHandler = (id: string, exit: ExitStatus) => Promise<void>;
 
@@ -35,7 +36,7 @@ export class ExitMonitor {
     if (this.#watched.has(id) || this.#stop.signal.aborted) return;
     this.#watched.add(id);
     this.tasks
-      .wait(id, { signal: this.#stop.signal })
+      .wait(id, { signal: sharedSignal(this.#stop.signal) })
       .then((exit) => this.handle(id, exit))
       .catch((err: unknown) => {
         if (!this.#stop.signal.aborted) this.log.warn({ id, err: (err as Error).message }, "exit watch ended without an exit");

@@ -7,6 +7,7 @@ import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { ErrorCode, GrpcCode, SkiffError, codeOf, codeToGrpc, unimplemented } from "../errors.js";
 import type { Logger } from "../log.js";
+import { sharedSignal } from "../util/signal.js";
 
 /** Counters per full method name ("runtime.v1.RuntimeService/Version"). */
 export interface MethodCounts {
@@ -168,6 +169,8 @@ function finish(method: DescMethod, req: unknown, start: bigint, err: unknown, o
 
 function wrapUnary(method: DescMethod, handler: AnyHandler, opts: InstrumentOptions): AnyHandler {
   return async (req, ctx) => {
+    // A call's signal reaches every step it fans out to (e.g. one kill per container of a pod).
+    sharedSignal(ctx.signal);
     const start = process.hrtime.bigint();
     let res: unknown;
     try {

@@ -20,6 +20,7 @@ import type { SpdySession } from "./spdy/session.js";
 import type { SpdyStream } from "./spdy/stream.js";
 import type { StreamingBackend, StreamingRequest } from "./types.js";
 import type { WsConnection } from "./ws/connection.js";
+import { sharedSignal } from "../util/signal.js";
 
 export const PORTFORWARD_SPDY_PROTOCOLS = ["portforward.k8s.io"] as const;
 export const PORTFORWARD_WS_PROTOCOLS = ["portforward.k8s.io", "v4.channel.k8s.io", "v4.base64.channel.k8s.io"] as const;
@@ -82,7 +83,8 @@ async function forwardPair(p: Required<Omit<Pair, "timer">>, o: PortForwardOptio
 /** Serves one SPDY port-forward session; resolves when the client has gone and all pairs ended. */
 export async function serveSpdyPortForward(session: SpdySession, streams: StreamInbox, o: PortForwardOptions): Promise<void> {
   const ac = new AbortController();
-  const signal = AbortSignal.any([ac.signal, o.signal]);
+  // One listener per forwarded connection: a session may carry many at once.
+  const signal = sharedSignal(AbortSignal.any([ac.signal, o.signal]));
   const onClose = () => {
     ac.abort();
     streams.end();
@@ -141,7 +143,7 @@ export async function serveSpdyPortForward(session: SpdySession, streams: Stream
 /** Serves one WebSocket port-forward; resolves when every port's connection is done. */
 export async function serveWsPortForward(ws: WsConnection, ports: number[], o: PortForwardOptions): Promise<void> {
   const ac = new AbortController();
-  const signal = AbortSignal.any([ac.signal, o.signal]);
+  const signal = sharedSignal(AbortSignal.any([ac.signal, o.signal]));
   const send = (ch: number, data: Buffer) => {
     const m = encodeChannelMessage(ws.protocol || "v4.channel.k8s.io", ch, data);
     return ws.send(m.data, m.binary);

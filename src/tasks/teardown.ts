@@ -26,7 +26,7 @@ import type { ExitRecorder } from "./exits.js";
 import type { Logger } from "../log.js";
 import type { Config } from "../config.js";
 import { codeOf, isNotFound } from "../errors.js";
-import { linkedSignal, raceSignal, sleep } from "../util/signal.js";
+import { linkedSignal, raceSignal, sharedSignal, sleep } from "../util/signal.js";
 import type { ShimHandle } from "../runtime/shim-manager.js";
 import type { DeleteResponse } from "../gen/containerd/task/v2/shim_pb.js";
 import { isAlive } from "../util/proc.js";
@@ -71,7 +71,10 @@ export class TeardownQueue {
     private readonly exits: ExitRecorder,
     private readonly log: Logger,
     readonly hooks: TeardownHooks = {},
-  ) {}
+  ) {
+    // Every runner and shim call in flight listens on it.
+    sharedSignal(this.stop.signal);
+  }
 
   /**
    * Persists the work item (idempotent) and makes sure a runner is on it. Returns the runner's

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
-import { abortError, linkedSignal, raceSignal, sleep } from "./signal.js";
+import { abortError, linkedSignal, raceSignal, sharedSignal, sleep } from "./signal.js";
 import { ErrorCode } from "../errors.js";
 
 test("linkedSignal times out with a TimeoutError that maps to DeadlineExceeded", async () => {
@@ -12,6 +12,7 @@ test("linkedSignal times out with a TimeoutError that maps to DeadlineExceeded",
 
 test("linkedSignal follows its parents and detaches from them on dispose", async () => {
   const parent = new AbortController();
+  sharedSignal(parent.signal); // 50 listeners on purpose
   const links = Array.from({ length: 50 }, () => linkedSignal([parent.signal, undefined], 60_000));
   assert.equal(getEventListeners(parent.signal, "abort").length, 50);
   for (const l of links.slice(1)) l.dispose();
@@ -39,4 +40,17 @@ test("linkedSignal: a bound beyond what a Node timer holds is no bound, not an i
   await sleep(20);
   assert.equal(l.signal.aborted, false);
   l.dispose();
+});
+
+test("sharedSignal: a signal with many listeners on purpose gives no leak warning", async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on("warning", onWarning);
+  const ac = new AbortController();
+  assert.equal(sharedSignal(ac.signal), ac.signal);
+  const links = Array.from({ length: 20 }, () => linkedSignal([ac.signal], 60_000));
+  await new Promise((r) => setImmediate(r));
+  process.off("warning", onWarning);
+  for (const l of links) l.dispose();
+  assert.deepEqual(warnings.filter((w) => w === "MaxListenersExceededWarning"), []);
 });

@@ -2,6 +2,7 @@
  * AbortSignal helpers. Every helper that adds a listener removes it again, so long-lived
  * signals (the daemon's shutdown signal) never accumulate listeners.
  */
+import { setMaxListeners } from "node:events";
 import { canceled, deadlineExceeded, SkiffError } from "../errors.js";
 
 /** Throws a SkiffError (Canceled or DeadlineExceeded) if `signal` is aborted. */
@@ -120,3 +121,12 @@ export function linkedSignal(parents: (AbortSignal | undefined)[], timeoutMs?: n
 
 /** The longest delay a Node timer honours. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Marks a signal that is expected to carry many abort listeners at once (one per task watched,
+ * per call in flight): Node's leak warning at 11 listeners is no leak there. Returns the signal.
+ */
+export function sharedSignal(signal: AbortSignal): AbortSignal {
+  setMaxListeners(0, signal);
+  return signal;
+}
