@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import * as path from "node:path";
 import { makeEnv, cleanupEnv, startDaemon, noteShims, type Env } from "./harness.js";
 import { run } from "../../src/util/exec.js";
@@ -80,11 +80,15 @@ async function startWithImages(t: { after: (fn: () => Promise<void>) => void }):
 }
 
 test("the README quick start runs verbatim against skiffd", { timeout: 240_000 }, async (t) => {
+  // The examples' log dir may hold a user's own quick start run: set aside, then put back.
   const existed = await stat(QUICKSTART_LOGS).then(() => true, () => false);
-  const { env, d, vars } = await startWithImages(t);
+  const aside = `${QUICKSTART_LOGS}.before-test-${process.pid}`;
+  if (existed) await rename(QUICKSTART_LOGS, aside);
   t.after(async () => {
-    if (!existed) await rm(QUICKSTART_LOGS, { recursive: true, force: true });
+    await rm(QUICKSTART_LOGS, { recursive: true, force: true });
+    if (existed) await rename(aside, QUICKSTART_LOGS);
   });
+  const { env, d, vars } = await startWithImages(t);
   const lines = await quickstartLines();
   assert.ok(lines.length >= 10, "the quick start has the whole lifecycle");
   const r = await runScript(lines, vars, repo);
