@@ -80,11 +80,11 @@ export async function writeOciLayout(dir: string, opts: OciLayoutOptions = {}): 
 /** Writes a legacy `docker save` dir (uncompressed layers); returns the config digest. */
 export async function writeDockerSave(
   dir: string,
-  opts: { layers?: Buffer[]; repoTags?: string[]; corruptLayer?: number } = {},
+  opts: { layers?: Buffer[]; repoTags?: string[]; corruptLayer?: number; config?: Record<string, unknown> } = {},
 ): Promise<{ config: string }> {
   const layers = opts.layers ?? [LOWER, UPPER];
   await mkdir(dir, { recursive: true });
-  const config = configFor(layers);
+  const config = configFor(layers, opts.config);
   await writeFile(path.join(dir, `${hex(config)}.json`), config);
   const names: string[] = [];
   for (const [i, l] of layers.entries()) {
