@@ -204,3 +204,61 @@ test("a daemon killed during StartContainer before the shim made the task: the c
   await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
 });
+
+test("start-up removes bundles, mounts, netns, pod dirs and FIFO dirs no record explains, and leaves a live pod alone", { timeout: 120_000 }, async (t) => {
+  const { runPod } = await import("./cri-helpers.js");
+  const { makeEnv, startDaemon } = await import("./harness.js");
+  const { createNetns, netnsNameForPod } = await import("../../src/cni/netns.js");
+  const { mountsUnder } = await import("../../src/runtime/mount-linux.js");
+  const { access } = await import("node:fs/promises");
+  const exists = (p: string) => access(p).then(() => true, () => false);
+  const env = await makeEnv();
+  env.cfg.builtinImages = true;
+  let d = await startDaemon(env);
+  let clients = criClients(env.cfg.socket);
+  t.after(async () => {
+    clients.close();
+    assert.deepEqual(await cleanupEnv(env, d), []);
+  });
+  const logDir = path.join(env.dir, "logs");
+  await mkdir(logDir);
+  const live = await runPod(clients.runtime, "live", logDir);
+  const ctr = await live.start("live", ["sleep", "3600"]);
+  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  const livePodDir = path.join(env.cfg.root, "pods", live.pod);
+  const liveNetns = (await listNetns()).filter((n) => n.includes(live.pod));
+  assert.equal(liveNetns.length, 1);
+  clients.close();
+  await d.close(); // shims and containers keep running across the restart
+
+  // What a crash at the wrong moment can leave behind with no record of it.
+  const ghost = "0123456789abcdef".repeat(4);
+  const bundle = path.join(env.cfg.state, "tasks", env.cfg.namespace, ghost);
+  await mkdir(path.join(bundle, "rootfs"), { recursive: true });
+  await writeFile(path.join(bundle, "config.json"), "{}");
+  await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(bundle, "rootfs")]);
+  const podDir = path.join(env.cfg.root, "pods", ghost);
+  await mkdir(path.join(podDir, "shm"), { recursive: true });
+  await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(podDir, "shm")]);
+  await writeFile(path.join(podDir, "hostname"), "ghost\n");
+  const netns = netnsNameForPod(`${env.cfg.namespace}-${ghost}`);
+  await createNetns(netns);
+  const fifoDir = path.join(env.cfg.state, "cri", "io", ghost);
+  await mkdir(fifoDir, { recursive: true });
+  await writeFile(path.join(fifoDir, "stdout"), "");
+  const shimHome = path.join(env.cfg.state, "shims", env.cfg.namespace, ghost);
+  await mkdir(shimHome, { recursive: true });
+
+  d = await startDaemon(env);
+  clients = criClients(env.cfg.socket);
+  assert.deepEqual(await mountsUnder(bundle), [], "the orphan bundle's mount is gone");
+  for (const p of [bundle, podDir, fifoDir, shimHome]) assert.equal(await exists(p), false, `${p} removed`);
+  assert.ok(!(await listNetns()).includes(netns), "the orphan netns is removed");
+  // The live pod: untouched, still running and reachable.
+  assert.deepEqual(await mountsUnder(livePodDir), [path.join(livePodDir, "shm")], "the live pod keeps its /dev/shm");
+  assert.deepEqual((await listNetns()).filter((n) => n.includes(live.pod)), liveNetns, "and its netns");
+  assert.equal((await call(clients.runtime, "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_RUNNING");
+  assert.equal((await call(clients.runtime, "ExecSync", { container_id: ctr, cmd: ["echo", "alive"] })).stdout.toString(), "alive\n");
+  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: live.pod });
+  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: live.pod });
+});
