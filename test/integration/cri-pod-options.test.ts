@@ -1,13 +1,13 @@
 /**
  * Pod-level options and image-driven behaviour observed on real containers: sysctls set inside
- * the pod, the cgroup parent in the container's cgroup paths, the host PID namespace, the
+ * the pod, the cgroup parent in the container's cgroup paths, the host PID and IPC namespaces, the
  * annotations in PodSandboxStatus and in the OCI specs the shim got, reason Completed for exit 0,
  * and StopContainer sending the image's STOPSIGNAL instead of SIGTERM.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, readdir, rmdir } from "node:fs/promises";
+import { readFile, readdir, readlink, rmdir } from "node:fs/promises";
 import * as path from "node:path";
 import { criFixture, ctrConfig, runPod, waitState } from "./cri-helpers.js";
 import { call } from "./cri-client.js";
@@ -27,7 +27,7 @@ async function removeCgroupParent(parent: string): Promise<void> {
   }
 }
 
-test("pod options seen from inside: sysctls, cgroup parent, host PID, annotations", { timeout: 120_000 }, async (t) => {
+test("pod options seen from inside: sysctls, cgroup parent, host PID and IPC, annotations", { timeout: 120_000 }, async (t) => {
   const { env, runtime, logDir } = await criFixture(t);
   const parent = `/skiff-it-${randomBytes(4).toString("hex")}`;
   t.after(() => removeCgroupParent(parent));
@@ -68,9 +68,13 @@ test("pod options seen from inside: sysctls, cgroup parent, host PID, annotation
   assert.equal(ctrAnn["io.kubernetes.cri.container-name"], "c");
   assert.equal(ctrAnn["io.kubernetes.cri.sandbox-id"], pod);
 
-  // Host PID: the container sees the host's processes, this test's among them.
-  const host = await runPod(runtime, "hostpid", logDir, { linux: { security_context: { namespace_options: { pid: "NODE" } } } });
+  // Host PID and IPC: the container sees the host's processes, this test's among them, and is in
+  // the host's IPC namespace; the other pod's container is in neither.
+  const host = await runPod(runtime, "hostpid", logDir, { linux: { security_context: { namespace_options: { pid: "NODE", ipc: "NODE" } } } });
   const hc = await host.start("h", ["sleep", "3600"]);
+  const hostIpc = await readlink("/proc/self/ns/ipc");
+  assert.equal((await sh(hc, "readlink /proc/self/ns/ipc")).trim(), hostIpc);
+  assert.notEqual((await sh(c, "readlink /proc/self/ns/ipc")).trim(), hostIpc);
   const comm = await sh(hc, `cat /proc/${process.pid}/comm`);
   assert.equal(comm.trim(), (await readFile(`/proc/${process.pid}/comm`, "utf8")).trim());
   assert.doesNotMatch(await sh(c, `cat /proc/${process.pid}/comm 2>&1 || true`), /node/, "the pod's own PID namespace hides it");

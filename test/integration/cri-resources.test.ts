@@ -3,7 +3,8 @@
  * container's cgroup, UpdateContainerResources changes them on a running container (and in the
  * stored spec of a created one) and survives a daemon restart in ContainerStatus; bad values are
  * InvalidArgument with nothing created; container and pod stats move when a container burns CPU,
- * fills memory and writes its layer, and pod network counters move with traffic.
+ * fills memory and writes its layer, and pod network counters move with traffic; cpusets and the
+ * OOM score adjustment are seen by the kernel for the container's process.
  * (OOM kill past a memory limit is covered by cri-oom.test.ts.)
  */
 import { test } from "node:test";
@@ -106,11 +107,20 @@ test("resources: limits in the cgroup, updates, restart, stats, bad input", { ti
 
   // A created container: the update goes to its stored spec, applied when it starts.
   const later = (await create("later", ["sleep", "1000"])).container_id as string;
-  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpu_shares: 300, memory_limit_in_bytes: 48 * MiB } });
+  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpu_shares: 300, memory_limit_in_bytes: 48 * MiB, cpuset_cpus: "1", cpuset_mems: "0", oom_score_adj: 500 } });
   await call(rt(), "StartContainer", { container_id: later });
   const laterPid = await pidOf(rt(), later);
   assert.equal(await cgroupFile(laterPid, "cpu", "cpu.shares"), "300");
   assert.equal(await cgroupFile(laterPid, "memory", "memory.limit_in_bytes"), String(48 * MiB));
+  // cpuset and OOM score, seen by the kernel for the container's process.
+  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), "1");
+  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.mems"), "0");
+  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), /^Cpus_allowed_list:\s+1$/m);
+  assert.equal((await readFile(`/proc/${laterPid}/oom_score_adj`, "utf8")).trim(), "500");
+  // And a cpuset update on the running container moves it.
+  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpuset_cpus: "0" } });
+  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), "0");
+  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), /^Cpus_allowed_list:\s+0$/m);
 
   // CPU stats move while the container burns (20% of a core allowed).
   const cpuOf = async () => BigInt((await call(rt(), "ContainerStats", { container_id: burn })).stats.cpu.usage_core_nano_seconds.value as string);
