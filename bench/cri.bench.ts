@@ -13,6 +13,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, type Env } from "../test/integration/harness.js";
 import { call, criClients } from "../test/integration/cri-client.js";
 import { podConfig, ctrConfig } from "../test/integration/cri-helpers.js";
+import { machine } from "./machine.js";
 
 const args = process.argv.slice(2);
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 20);
@@ -268,5 +269,5 @@ try {
   if (left.length) console.error("skiff left behind:", left);
   await peer?.cleanup();
 }
-console.log(`\nCRI benchmark, ${N} iterations, ${new Date().toISOString().slice(0, 10)}`);
+console.log(`\nCRI benchmark, ${N} iterations, ${new Date().toISOString().slice(0, 10)}, ${machine()}`);
 table(results);

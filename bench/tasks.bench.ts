@@ -11,6 +11,7 @@ import { makeEnv, startDaemon, cleanupEnv } from "../test/integration/harness.js
 import { bindRootfs, defaultSpec } from "../src/oci/spec.js";
 import { spawn } from "node:child_process";
 import { run, runChecked } from "../src/util/exec.js";
+import { machine } from "./machine.js";
 
 /** `runc run -d` with stdio detached: the container would otherwise hold our pipes open. */
 function runcRunDetached(root: string, bundle: string, id: string): Promise<void> {
@@ -101,6 +102,6 @@ try {
   if (left.length) console.error("leftovers:", left);
 }
 
-console.log(`\nskiff runtime core — ${N} iterations, ${new Date().toISOString()}`);
+console.log(`\nskiff runtime core — ${N} iterations, ${new Date().toISOString()}, ${machine()}`);
 console.log("| operation | p50 ms | p99 ms | ratio |\n|---|---:|---:|---|");
 for (const [name, p50, p99, ratio] of rows) console.log(`| ${name} | ${p50.toFixed(1)} | ${p99.toFixed(1)} | ${ratio} |`);
