@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { noteShims } from "./harness.js";
 import { call } from "./cri-client.js";
 import { ctrConfig, waitState, criFixture, runPod } from "./cri-helpers.js";
-import { spdyExec, spdyForwardOnce, spdyPortForwardSession, wsExec } from "../streaming/k8s-clients.js";
+import { spdyExec, spdyForwardOnce, spdyPortForwardSession, wsDecode, wsEncode, wsExec } from "../streaming/k8s-clients.js";
+import { wsConnect } from "../streaming/ws-client.js";
 import { spdyConnect } from "../streaming/spdy-client.js";
 
 test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real container", { timeout: 180_000 }, async (t) => {
@@ -72,7 +73,7 @@ test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real co
     assert.deepEqual(JSON.parse(typed.error), { metadata: {}, status: "Success" });
   });
 
-  await t.test("SPDY v4 attach to a container that echoes its stdin; leaving does not stop it", async () => {
+  await t.test("attach over SPDY v4 and WebSocket v5 at once to a container that echoes its stdin; leaving does not stop it", async () => {
     const echo = (await call(runtime, "CreateContainer", {
       pod_sandbox_id: pod,
       config: ctrConfig("echo", ["sh", "-c", "while read l; do echo \"got $l\"; done"], { stdin: true }),
@@ -89,8 +90,26 @@ test("CRI Exec → URL → SPDY and WebSocket clients run a command in a real co
     await client!.openStream({ streamtype: "stderr" });
     await stdin.write("one\n");
     await until("the echo of the first line", () => stdout.text.includes("got one"));
+    // A second attacher at the same time, over WebSocket (v5): both see the output; input from
+    // either reaches the container.
+    const wsUrl = (await call(runtime, "Attach", { container_id: echo, stdin: true, stdout: true, stderr: true })).url as string;
+    const ws = (await wsConnect(wsUrl, ["v5.channel.k8s.io"])).client!;
+    assert.equal(ws.protocol, "v5.channel.k8s.io");
+    let wsOut = "";
+    ws.on("message", (m: { data: Buffer }) => {
+      if (m.data.length === 0) return;
+      const msg = wsDecode(ws.protocol, m.data);
+      if (msg.ch === 1) wsOut += msg.data.toString();
+    });
+    await new Promise((r) => setTimeout(r, 300)); // attached before the next line
     await stdin.write("two\n");
-    await until("the echo of the second line", () => stdout.text.includes("got two"));
+    await until("the echo of the second line on both", () => stdout.text.includes("got two") && wsOut.includes("got two"));
+    ws.send(wsEncode(ws.protocol, 0, Buffer.from("three\n")).data);
+    await until("the WebSocket attacher's line echoed to both", () => stdout.text.includes("got three") && wsOut.includes("got three"));
+    assert.doesNotMatch(wsOut, /got one/, "an attacher sees output from when it attached");
+    await ws.close();
+    await stdin.write("four\n");
+    await until("the SPDY attacher goes on after the other left", () => stdout.text.includes("got four"));
     await client!.close();
     await new Promise((r) => setTimeout(r, 500));
     assert.equal((await call(runtime, "ContainerStatus", { container_id: echo })).status.state, "CONTAINER_RUNNING");
