@@ -4,16 +4,21 @@
  * code, the running one keeps running, is monitored and keeps logging, and everything removes
  * cleanly with no shim left. And a kill while a removed pod's network is still being torn down
  * in the background: the restarted daemon finishes it (CNI DEL, netns) and the name is free.
+ * A start cut before the shim made the task leaves the container CREATED; and start-up removes
+ * what no record explains (bundles, mounts, netns, pod, FIFO and shim dirs) but nothing of a
+ * live pod.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { access, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { makeEnv, cleanupEnv, spawnDaemon, stopDaemon, shimPidsOfNamespace } from "./harness.js";
+import { makeEnv, cleanupEnv, spawnDaemon, startDaemon, stopDaemon, shimPidsOfNamespace } from "./harness.js";
 import { call, criClients } from "./cri-client.js";
-import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
+import { podConfig, ctrConfig, runPod, waitState } from "./cri-helpers.js";
 import { isAlive } from "../../src/util/proc.js";
-import { listNetns } from "../../src/cni/netns.js";
+import { createNetns, listNetns, netnsNameForPod } from "../../src/cni/netns.js";
+import { bundlePath } from "../../src/runtime/bundle.js";
+import { mountsUnder } from "../../src/runtime/mount-linux.js";
 import { runChecked } from "../../src/util/exec.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -174,91 +179,90 @@ process.stdin.on("data", (d) => (s += d)).on("end", () => {
   for (const pid of env.shimPids) assert.ok(!(await isAlive(pid)), `shim ${pid} shut down`);
 });
 
-test("a daemon killed during StartContainer before the shim made the task: the container stays CREATED and starts again", { timeout: 120_000 }, async (t) => {
-  const { runPod } = await import("./cri-helpers.js");
-  const { makeEnv, startDaemon } = await import("./harness.js");
-  const { bundlePath } = await import("../../src/runtime/bundle.js");
+/**
+ * An in-process daemon with the built-in images that a test can restart gracefully (its shims
+ * and containers keep running), with a CRI client that follows it and cleanup after `t`.
+ */
+async function restartableDaemon(t: { after: (fn: () => Promise<void>) => void }) {
   const env = await makeEnv();
   env.cfg.builtinImages = true;
-  let d = await startDaemon(env);
-  let clients = criClients(env.cfg.socket);
+  const s = { env, d: await startDaemon(env), clients: criClients(env.cfg.socket), logDir: path.join(env.dir, "logs") };
   t.after(async () => {
-    clients.close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
+    s.clients.close();
+    assert.deepEqual(await cleanupEnv(env, s.d), []);
   });
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir);
-  const { pod, podCfg } = await runPod(clients.runtime, "cut", logDir);
-  const ctr = (await call(clients.runtime, "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("cut", ["sh", "-c", "exit 3"]), sandbox_config: podCfg })).container_id as string;
-  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  await mkdir(s.logDir);
+  const noteShims = async () => {
+    for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  };
+  /** Closes the daemon, runs `meanwhile` while it is down, starts a new one. */
+  const restart = async (meanwhile: () => Promise<void> = async () => {}) => {
+    s.clients.close();
+    await s.d.close();
+    await meanwhile();
+    s.d = await startDaemon(env);
+    s.clients = criClients(env.cfg.socket);
+  };
+  return Object.assign(s, { noteShims, restart, rt: () => s.clients.runtime });
+}
+
+test("a daemon killed during StartContainer before the shim made the task: the container stays CREATED and starts again", { timeout: 120_000 }, async (t) => {
+  const f = await restartableDaemon(t);
+  const { env } = f;
+  const { pod, podCfg } = await runPod(f.rt(), "cut", f.logDir);
+  const ctr = (await call(f.rt(), "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("cut", ["sh", "-c", "exit 3"]), sandbox_config: podCfg })).container_id as string;
+  await f.noteShims();
   // What the crash leaves: the task's record (written before the shim's Create), no task in the shim.
-  d.meta.tasks.create({ id: ctr, shimId: d.meta.shims.list()[0]!.id, bundle: bundlePath(env.cfg.state, env.cfg.namespace, ctr), status: "unknown" });
-  clients.close();
-  await d.close();
-  d = await startDaemon(env);
-  clients = criClients(env.cfg.socket);
-  assert.equal((await call(clients.runtime, "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_CREATED", "it never ran: no exit to report");
-  await call(clients.runtime, "StartContainer", { container_id: ctr });
-  const st = await waitState(clients.runtime, ctr, "CONTAINER_EXITED");
+  f.d.meta.tasks.create({ id: ctr, shimId: f.d.meta.shims.list()[0]!.id, bundle: bundlePath(env.cfg.state, env.cfg.namespace, ctr), status: "unknown" });
+  await f.restart();
+  assert.equal((await call(f.rt(), "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_CREATED", "it never ran: no exit to report");
+  await call(f.rt(), "StartContainer", { container_id: ctr });
+  const st = await waitState(f.rt(), ctr, "CONTAINER_EXITED");
   assert.equal(st.exit_code, 3, "its own exit code once it ran");
-  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: pod });
-  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  await call(f.rt(), "StopPodSandbox", { pod_sandbox_id: pod });
+  await call(f.rt(), "RemovePodSandbox", { pod_sandbox_id: pod });
 });
 
 test("start-up removes bundles, mounts, netns, pod dirs and FIFO dirs no record explains, and leaves a live pod alone", { timeout: 120_000 }, async (t) => {
-  const { runPod } = await import("./cri-helpers.js");
-  const { makeEnv, startDaemon } = await import("./harness.js");
-  const { createNetns, netnsNameForPod } = await import("../../src/cni/netns.js");
-  const { mountsUnder } = await import("../../src/runtime/mount-linux.js");
-  const { access } = await import("node:fs/promises");
+  const f = await restartableDaemon(t);
+  const { env } = f;
   const exists = (p: string) => access(p).then(() => true, () => false);
-  const env = await makeEnv();
-  env.cfg.builtinImages = true;
-  let d = await startDaemon(env);
-  let clients = criClients(env.cfg.socket);
-  t.after(async () => {
-    clients.close();
-    assert.deepEqual(await cleanupEnv(env, d), []);
-  });
-  const logDir = path.join(env.dir, "logs");
-  await mkdir(logDir);
-  const live = await runPod(clients.runtime, "live", logDir);
+  const live = await runPod(f.rt(), "live", f.logDir);
   const ctr = await live.start("live", ["sleep", "3600"]);
-  for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
+  await f.noteShims();
   const livePodDir = path.join(env.cfg.root, "pods", live.pod);
   const liveNetns = (await listNetns()).filter((n) => n.includes(live.pod));
   assert.equal(liveNetns.length, 1);
-  clients.close();
-  await d.close(); // shims and containers keep running across the restart
 
-  // What a crash at the wrong moment can leave behind with no record of it.
+  // What a crash at the wrong moment can leave behind with no record of it, made while the
+  // daemon is down (shims and containers keep running across the restart).
   const ghost = "0123456789abcdef".repeat(4);
   const bundle = path.join(env.cfg.state, "tasks", env.cfg.namespace, ghost);
-  await mkdir(path.join(bundle, "rootfs"), { recursive: true });
-  await writeFile(path.join(bundle, "config.json"), "{}");
-  await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(bundle, "rootfs")]);
   const podDir = path.join(env.cfg.root, "pods", ghost);
-  await mkdir(path.join(podDir, "shm"), { recursive: true });
-  await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(podDir, "shm")]);
-  await writeFile(path.join(podDir, "hostname"), "ghost\n");
   const netns = netnsNameForPod(`${env.cfg.namespace}-${ghost}`);
-  await createNetns(netns);
   const fifoDir = path.join(env.cfg.state, "cri", "io", ghost);
-  await mkdir(fifoDir, { recursive: true });
-  await writeFile(path.join(fifoDir, "stdout"), "");
   const shimHome = path.join(env.cfg.state, "shims", env.cfg.namespace, ghost);
-  await mkdir(shimHome, { recursive: true });
+  await f.restart(async () => {
+    await mkdir(path.join(bundle, "rootfs"), { recursive: true });
+    await writeFile(path.join(bundle, "config.json"), "{}");
+    await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(bundle, "rootfs")]);
+    await mkdir(path.join(podDir, "shm"), { recursive: true });
+    await runChecked("mount", ["-t", "tmpfs", "tmpfs", path.join(podDir, "shm")]);
+    await writeFile(path.join(podDir, "hostname"), "ghost\n");
+    await createNetns(netns);
+    await mkdir(fifoDir, { recursive: true });
+    await writeFile(path.join(fifoDir, "stdout"), "");
+    await mkdir(shimHome, { recursive: true });
+  });
 
-  d = await startDaemon(env);
-  clients = criClients(env.cfg.socket);
   assert.deepEqual(await mountsUnder(bundle), [], "the orphan bundle's mount is gone");
   for (const p of [bundle, podDir, fifoDir, shimHome]) assert.equal(await exists(p), false, `${p} removed`);
   assert.ok(!(await listNetns()).includes(netns), "the orphan netns is removed");
   // The live pod: untouched, still running and reachable.
   assert.deepEqual(await mountsUnder(livePodDir), [path.join(livePodDir, "shm")], "the live pod keeps its /dev/shm");
   assert.deepEqual((await listNetns()).filter((n) => n.includes(live.pod)), liveNetns, "and its netns");
-  assert.equal((await call(clients.runtime, "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_RUNNING");
-  assert.equal((await call(clients.runtime, "ExecSync", { container_id: ctr, cmd: ["echo", "alive"] })).stdout.toString(), "alive\n");
-  await call(clients.runtime, "StopPodSandbox", { pod_sandbox_id: live.pod });
-  await call(clients.runtime, "RemovePodSandbox", { pod_sandbox_id: live.pod });
+  assert.equal((await call(f.rt(), "ContainerStatus", { container_id: ctr })).status.state, "CONTAINER_RUNNING");
+  assert.equal((await call(f.rt(), "ExecSync", { container_id: ctr, cmd: ["echo", "alive"] })).stdout.toString(), "alive\n");
+  await call(f.rt(), "StopPodSandbox", { pod_sandbox_id: live.pod });
+  await call(f.rt(), "RemovePodSandbox", { pod_sandbox_id: live.pod });
 });
