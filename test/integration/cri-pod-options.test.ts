@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { criFixture, ctrConfig, runPod, waitState } from "./cri-helpers.js";
 import { call } from "./cri-client.js";
 import { tarDir, writeDockerSave } from "../../src/images/testing.js";
+import { bundlePath } from "../../src/runtime/bundle.js";
 import { readMounts } from "../../src/runtime/mount-linux.js";
 
 /** Removes `parent` (and what runc left below it) from every cgroup hierarchy, deepest first. */
@@ -35,7 +36,7 @@ test("pod options seen from inside: sysctls, cgroup parent, host PID and IPC, an
     const r = await call(runtime, "ExecSync", { container_id: id, cmd: ["sh", "-c", script], timeout: 10 });
     return r.stdout.toString() as string;
   };
-  const bundleSpec = async (id: string) => JSON.parse(await readFile(path.join(env.cfg.state, "tasks", env.cfg.namespace, id, "config.json"), "utf8"));
+  const bundleSpec = async (id: string) => JSON.parse(await readFile(path.join(bundlePath(env.cfg.state, env.cfg.namespace, id), "config.json"), "utf8"));
 
   const { pod, start } = await runPod(runtime, "opts", logDir, {
     annotations: { "example.com/owner": "team-a", note: "test" },

@@ -192,9 +192,6 @@ async function restartableDaemon(t: { after: (fn: () => Promise<void>) => void }
     assert.deepEqual(await cleanupEnv(env, s.d), []);
   });
   await mkdir(s.logDir);
-  const noteShims = async () => {
-    for (const p of await shimPidsOfNamespace(env.cfg.namespace)) env.shimPids.add(p);
-  };
   /** Closes the daemon, runs `meanwhile` while it is down, starts a new one. */
   const restart = async (meanwhile: () => Promise<void> = async () => {}) => {
     s.clients.close();
@@ -203,7 +200,7 @@ async function restartableDaemon(t: { after: (fn: () => Promise<void>) => void }
     s.d = await startDaemon(env);
     s.clients = criClients(env.cfg.socket);
   };
-  return Object.assign(s, { noteShims, restart, rt: () => s.clients.runtime });
+  return Object.assign(s, { restart, rt: () => s.clients.runtime });
 }
 
 test("a daemon killed during StartContainer before the shim made the task: the container stays CREATED and starts again", { timeout: 120_000 }, async (t) => {
@@ -211,7 +208,6 @@ test("a daemon killed during StartContainer before the shim made the task: the c
   const { env } = f;
   const { pod, podCfg } = await runPod(f.rt(), "cut", f.logDir);
   const ctr = (await call(f.rt(), "CreateContainer", { pod_sandbox_id: pod, config: ctrConfig("cut", ["sh", "-c", "exit 3"]), sandbox_config: podCfg })).container_id as string;
-  await f.noteShims();
   // What the crash leaves: the task's record (written before the shim's Create), no task in the shim.
   f.d.meta.tasks.create({ id: ctr, shimId: f.d.meta.shims.list()[0]!.id, bundle: bundlePath(env.cfg.state, env.cfg.namespace, ctr), status: "unknown" });
   await f.restart();
@@ -229,7 +225,6 @@ test("start-up removes bundles, mounts, netns, pod dirs and FIFO dirs no record 
   const exists = (p: string) => access(p).then(() => true, () => false);
   const live = await runPod(f.rt(), "live", f.logDir);
   const ctr = await live.start("live", ["sleep", "3600"]);
-  await f.noteShims();
   const livePodDir = path.join(env.cfg.root, "pods", live.pod);
   const liveNetns = (await listNetns()).filter((n) => n.includes(live.pod));
   assert.equal(liveNetns.length, 1);
@@ -237,7 +232,7 @@ test("start-up removes bundles, mounts, netns, pod dirs and FIFO dirs no record 
   // What a crash at the wrong moment can leave behind with no record of it, made while the
   // daemon is down (shims and containers keep running across the restart).
   const ghost = "0123456789abcdef".repeat(4);
-  const bundle = path.join(env.cfg.state, "tasks", env.cfg.namespace, ghost);
+  const bundle = bundlePath(env.cfg.state, env.cfg.namespace, ghost);
   const podDir = path.join(env.cfg.root, "pods", ghost);
   const netns = netnsNameForPod(`${env.cfg.namespace}-${ghost}`);
   const fifoDir = path.join(env.cfg.state, "cri", "io", ghost);

@@ -15,6 +15,7 @@ import { podConfig, ctrConfig } from "./cri-helpers.js";
 import { isAlive } from "../../src/util/proc.js";
 import { listNetns } from "../../src/cni/netns.js";
 import { mountsUnder } from "../../src/runtime/mount-linux.js";
+import { bundlePath } from "../../src/runtime/bundle.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const exists = (p: string) => access(p).then(() => true, () => false);
@@ -71,7 +72,7 @@ test("seed scenario via CRI: exit 3 under a 15 s umount2 stall", { timeout: 120_
 
   // The shim going is not the end: the pod's removal goes on after it (netns, /dev/shm, pod
   // dir), so wait for every leftover to be gone, within 30 s of the exit.
-  const bundles = [pod, c].map((id) => path.join(env.cfg.state, "tasks", env.cfg.namespace, id));
+  const bundles = [pod, c].map((id) => bundlePath(env.cfg.state, env.cfg.namespace, id));
   const leftovers = async () => ({
     shimAlive: await isAlive(shim.pid!),
     mounts: await mountsUnder(env.dir),
