@@ -3,17 +3,23 @@
  * (cleartext, prior knowledge) on a unix socket, gRPC protocol only, as kubelet and crictl speak it.
  *
  * Every RPC passes through `instrumentService` (logging, metrics, error mapping); handlers given
- * here are plain functions that return responses or throw SkiffErrors.
+ * here are plain functions that return responses or throw SkiffErrors. Any `:authority` is
+ * accepted (clients send the socket path, an empty string, `localhost`…): each connection reaches
+ * the HTTP/2 server through http2/tolerant-connection.ts. A method skiff does not know is
+ * answered with gRPC status UNIMPLEMENTED, as gRPC servers do.
  */
 import { chmod, unlink } from "node:fs/promises";
 import * as http2 from "node:http2";
+import * as net from "node:net";
 import { createContextKey, createContextValues, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { failedPrecondition } from "../errors.js";
 import { removeStaleSocket } from "../util/socket.js";
 import { ImageService, RuntimeService } from "../gen/runtime/v1/api_pb.js";
+import { serveTolerant } from "../http2/tolerant-connection.js";
 import type { Logger } from "../log.js";
 import { RpcMetrics, instrumentService } from "./instrument.js";
+import { answerUnknownMethod } from "./unknown-method.js";
 
 export type RuntimeServiceImpl = ServiceImpl<typeof RuntimeService>;
 export type ImageServiceImpl = ServiceImpl<typeof ImageService>;
@@ -58,7 +64,7 @@ export class CriServer {
   readonly #opts: CriServerOptions;
   readonly #log: Logger;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
-  #server: http2.Http2Server | undefined;
+  #listener: net.Server | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(opts: CriServerOptions) {
@@ -69,7 +75,7 @@ export class CriServer {
 
   /** Starts serving on the socket (mode 0660). Rejects if the socket is held by a live server. */
   async listen(): Promise<void> {
-    if (this.#server !== undefined || this.#closing !== undefined) throw failedPrecondition("cri server: listen called twice");
+    if (this.#listener !== undefined || this.#closing !== undefined) throw failedPrecondition("cri server: listen called twice");
     const { socket } = this.#opts;
     await removeStaleSocket(socket, "cri server");
 
@@ -83,6 +89,7 @@ export class CriServer {
       readMaxBytes: MAX_MESSAGE_BYTES,
       writeMaxBytes: MAX_MESSAGE_BYTES,
       contextValues: (req) => createContextValues().set(RESET_CALL, resetters.get(req)),
+      fallback: (req, res) => answerUnknownMethod(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, this.#log),
       routes(router) {
         // instrumentService returns an entry for every method of the descriptor.
         router.service(RuntimeService, runtime as unknown as RuntimeServiceImpl);
@@ -114,17 +121,22 @@ export class CriServer {
       session.on("error", (err) => this.#log.debug({ err }, "cri session error"));
     });
     server.on("sessionError", (err) => this.#log.debug({ err }, "cri session error"));
-    this.#server = server;
+    const tolerant = {
+      onRewrite: (name: string, from: string) => this.#log.debug({ header: name, value: from.slice(0, 256) }, "cri: client authority replaced by localhost"),
+      onProtocolError: (err: Error) => this.#log.debug({ err }, "cri: connection ended for an HTTP/2 protocol error"),
+    };
+    const listener = net.createServer((conn) => serveTolerant(server, conn, tolerant));
+    this.#listener = listener;
 
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      server.once("error", onError);
-      server.listen(socket, () => {
-        server.off("error", onError);
+      listener.once("error", onError);
+      listener.listen(socket, () => {
+        listener.off("error", onError);
         resolve();
       });
     });
-    server.on("error", (err) => this.#log.error({ err }, "cri server error"));
+    listener.on("error", (err) => this.#log.error({ err }, "cri server error"));
     // The socket is created with the umask's mode; narrowing the umask would race with every
     // other file the process creates, so fix the mode right after bind.
     await chmod(socket, SOCKET_MODE);
@@ -142,9 +154,10 @@ export class CriServer {
   }
 
   async #close(): Promise<void> {
-    const server = this.#server;
-    if (server === undefined) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    const listener = this.#listener;
+    if (listener === undefined) return;
+    // Resolves once every accepted connection has closed.
+    const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
     for (const session of this.#sessions) session.close();
 
     const timeoutMs = this.#opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;

@@ -77,3 +77,26 @@ test("missing TLS files fail start with nothing left listening", async () => {
   await assert.rejects(s.start(), /ENOENT/);
   await s.close();
 });
+
+test("any Host reaches the router: a socket path, empty, a host:port, none at all", async (t) => {
+  const net = await import("node:net");
+  const s = new StreamingServer({ backend, log: silentLogger });
+  await s.start();
+  t.after(() => s.close());
+  const send = (request: string) =>
+    new Promise<string>((resolve) => {
+      const c = net.connect(s.port, "127.0.0.1");
+      let text = "";
+      c.on("data", (d: Buffer) => (text += d.toString("latin1")));
+      c.on("close", () => resolve(text));
+      c.end(request);
+    });
+  for (const host of ["Host: /run/skiff/skiff.sock\r\n", "Host:\r\n", "Host: example.com:99\r\n", ""]) {
+    // The router's answers: 404 for an unknown token, its own 400 for a request that is not an
+    // upgrade. A refused Host would be the HTTP parser's bare 400 instead.
+    const upgrade = await send(`GET /exec/no-such-token HTTP/1.1\r\n${host}Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n`);
+    assert.match(upgrade, /^HTTP\/1\.1 404 [^]*404 page not found/, JSON.stringify(host));
+    const plain = await send(`GET /exec/no-such-token HTTP/1.1\r\n${host}Connection: close\r\n\r\n`);
+    assert.match(plain, /^HTTP\/1\.1 (400|404) [^]*(missing upgrade headers|404 page not found)/, JSON.stringify(host));
+  }
+});

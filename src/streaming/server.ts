@@ -97,9 +97,12 @@ export class StreamingServer implements StreamingUrls {
   async start({ signal }: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.server || this.closing) throw failedPrecondition("streaming server: already started");
     signal?.throwIfAborted();
+    // Any Host is accepted, none too: the token in the path is what a request is routed by, and
+    // clients of a node-local URL do not all send a Host (Node refuses HTTP/1.1 without one).
+    const common = { requireHostHeader: false };
     const server = this.o.tls
-      ? https.createServer({ cert: await readFile(this.o.tls.certPath, { signal }), key: await readFile(this.o.tls.keyPath, { signal }) })
-      : http.createServer();
+      ? https.createServer({ ...common, cert: await readFile(this.o.tls.certPath, { signal }), key: await readFile(this.o.tls.keyPath, { signal }) })
+      : http.createServer(common);
     server.on("request", (req, res) => this.onRequest(req, res));
     server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     server.on("clientError", (_err, socket: Duplex) => socket.destroy());

@@ -7,9 +7,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, stat, access } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { spawn } from "node:child_process";
+import * as http2 from "node:http2";
+import * as net from "node:net";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { call, rejectsWith, RuntimeClient, ImageClient } from "./cri-client.js";
+import { call, detailsOf, rejectsWith, RuntimeClient, ImageClient } from "./cri-client.js";
 import { notFound } from "../../src/errors.js";
 import { silentLogger, createLogger } from "../../src/log.js";
 import { CriServer, type ImageServiceImpl, type RuntimeServiceImpl } from "../../src/cri/server.js";
@@ -199,3 +201,77 @@ test("a stale socket is replaced, a live one is refused", async (t) => {
   await assert.rejects(other.listen(), /in use/);
   assert.equal((await call(f.runtime, "Version", {})).runtime_name, "skiff", "first server untouched");
 });
+
+test("any :authority works: grpc-js sending the socket path, an empty one, a host:port; a raw HTTP/2 client sending the path", async (t) => {
+  const f = await start(t, { runtime: { version } });
+  // grpc-go before 1.51, grpc-java and grpc C-core send the socket path as :authority.
+  for (const authority of [f.socket, "", "localhost", "example.com:1234", "unix:///run/skiff/skiff.sock"]) {
+    const c = new RuntimeClient(`unix:${f.socket}`, grpc.credentials.createInsecure(), { "grpc.default_authority": authority });
+    t.after(() => c.close());
+    const v = await call(c, "Version", {});
+    assert.equal(v.runtime_name, "skiff", `authority ${JSON.stringify(authority)}`);
+    // A second call on the same connection refers to the authority through HPACK's dynamic table.
+    assert.equal((await call(c, "Version", {})).runtime_name, "skiff");
+  }
+
+  // A raw HTTP/2 request with the path, framed by hand as gRPC: 5-byte prefix + empty message.
+  const session = http2.connect("http://localhost", { createConnection: () => net.connect(f.socket) });
+  t.after(() => void session.close());
+  const res = await rawGrpc(session, "/runtime.v1.RuntimeService/Version", { ":authority": f.socket });
+  assert.equal(res.rst, 0, "stream not reset");
+  assert.equal(res.headers[":status"], 200);
+  assert.equal(res.trailers["grpc-status"], "0");
+  assert.ok(res.body.includes("skiff"), "the VersionResponse names the runtime");
+});
+
+test("an unknown service or method answers HTTP 200 with grpc-status 12 naming it, as gRPC servers do", async (t) => {
+  const f = await start(t, { runtime: { version } });
+  const session = http2.connect("http://localhost", { createConnection: () => net.connect(f.socket) });
+  t.after(() => void session.close());
+  const cases: [string, RegExp][] = [
+    ["/containerd.services.version.v1.Version/Version", /unknown service containerd\.services\.version\.v1\.Version \(method Version\)/],
+    ["/runtime.v1.RuntimeService/UpdatePodSandboxResourcesFromTheFuture", /unknown method UpdatePodSandboxResourcesFromTheFuture for service runtime\.v1\.RuntimeService/],
+  ];
+  for (const [method, message] of cases) {
+    const res = await rawGrpc(session, method, {});
+    assert.equal(res.headers[":status"], 200, method);
+    assert.match(String(res.headers["content-type"]), /^application\/grpc/);
+    // Trailers-only: the status comes in the one HEADERS frame that ends the stream.
+    assert.equal(res.headers["grpc-status"], "12", method);
+    assert.match(decodeURIComponent(String(res.headers["grpc-message"])), message);
+  }
+  // What a grpc-js client sees.
+  const c = new grpc.Client(`unix:${f.socket}`, grpc.credentials.createInsecure());
+  t.after(() => c.close());
+  const err = await new Promise<grpc.ServiceError>((resolve) =>
+    c.makeUnaryRequest("/containerd.services.version.v1.Version/Version", (x: Buffer) => x, (x: Buffer) => x, Buffer.alloc(0), (e) => resolve(e!)),
+  );
+  assert.equal(err.code, grpc.status.UNIMPLEMENTED);
+  assert.match(detailsOf(err), /containerd\.services\.version\.v1\.Version/);
+  // A request that is not gRPC at all.
+  const plain = await rawGrpc(session, "/", { "content-type": "text/plain" });
+  assert.equal(plain.headers[":status"], 415);
+  // The server still serves.
+  assert.equal((await call(f.runtime, "Version", {})).runtime_name, "skiff");
+});
+
+interface RawReply {
+  rst: number;
+  headers: http2.IncomingHttpHeaders;
+  trailers: http2.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One gRPC call with an empty request message over a raw HTTP/2 session. */
+function rawGrpc(session: http2.ClientHttp2Session, method: string, extra: http2.OutgoingHttpHeaders): Promise<RawReply> {
+  return new Promise((resolve) => {
+    const r = session.request({ ":method": "POST", ":path": method, "content-type": "application/grpc", te: "trailers", ...extra });
+    const out: RawReply = { rst: 0, headers: {}, trailers: {}, body: "" };
+    r.on("response", (h) => (out.headers = h));
+    r.on("trailers", (h) => (out.trailers = h));
+    r.on("data", (d: Buffer) => (out.body += d.toString("latin1")));
+    r.on("error", () => {});
+    r.on("close", () => resolve({ ...out, rst: r.rstCode ?? 0 }));
+    r.end(Buffer.alloc(5));
+  });
+}
