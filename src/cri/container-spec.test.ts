@@ -10,7 +10,7 @@ import { testImage, testPod } from "./spec-testing.js";
 const image = (o: Partial<ImageRecord["config"]> = {}): ImageRecord =>
   testImage("docker.io/library/app:1", { cmd: ["sh"], env: ["PATH=/usr/bin", "A=image", "B=image"], ...o });
 
-const pod = (o: Partial<SandboxRecord> = {}): SandboxRecord => testPod({ pid: 4242, podDir: "/pods/p", cgroupParent: "", ...o });
+const pod = (o: Partial<SandboxRecord> = {}): SandboxRecord => testPod({ pid: 4242, podDir: "/pods/p", cgroupParent: "", hostname: "web-0", ...o });
 
 const input = (o: Partial<ContainerSpecInput> = {}): ContainerSpecInput => ({
   id: "c".repeat(64),
@@ -48,7 +48,7 @@ test("containerArgs: command replaces the entrypoint (and drops cmd), args repla
 
 test("containerSpec: env merged over the image's, cwd, tty, user, noNewPrivileges, readonly rootfs", () => {
   const s = spec({ envs: [["B", "mine"], ["C", "x=y"]], workingDir: "/srv", tty: true, user: { uid: 7, gid: 8, additionalGids: [9] }, noNewPrivs: false, readonlyRootfs: true, maskedPaths: ["/proc/kcore"], readonlyPaths: ["/proc/sys"] });
-  assert.deepEqual(s.process.env, ["PATH=/usr/bin", "A=image", "B=mine", "C=x=y"]);
+  assert.deepEqual(s.process.env, ["HOSTNAME=web-0", "PATH=/usr/bin", "A=image", "B=mine", "C=x=y"]);
   assert.equal(s.process.cwd, "/srv");
   assert.equal(s.process.terminal, true);
   assert.deepEqual(s.process.user, { uid: 7, gid: 8, additionalGids: [9] });
@@ -58,8 +58,17 @@ test("containerSpec: env merged over the image's, cwd, tty, user, noNewPrivilege
   assert.deepEqual(s.linux.readonlyPaths, ["/proc/sys"]);
   assert.equal(spec({ noNewPrivs: true }).process.noNewPrivileges, true);
   assert.equal(spec().process.cwd, "/", "no working dir anywhere: /");
-  assert.match(spec({}, pod(), image({ env: [] })).process.env[0], /^PATH=/, "an image without env gets the default PATH");
+  assert.match(spec({}, pod(), image({ env: [] })).process.env[1]!, /^PATH=/, "an image without env gets the default PATH");
   assert.equal(spec().annotations["io.kubernetes.cri.container-type"], "container");
+});
+
+test("containerSpec: HOSTNAME is the pod's hostname, the node's with host network; the image or the config may set it", async () => {
+  const { hostname } = await import("node:os");
+  const env = (e: string[]) => e.filter((x) => x.startsWith("HOSTNAME="));
+  assert.deepEqual(env(spec().process.env), ["HOSTNAME=web-0"]);
+  assert.deepEqual(env(spec({}, pod({ namespaces: { network: 2, pid: 0, ipc: 0 } })).process.env), [`HOSTNAME=${hostname()}`]);
+  assert.deepEqual(env(spec({}, pod(), image({ env: ["PATH=/bin", "HOSTNAME=from-image"] })).process.env), ["HOSTNAME=from-image"]);
+  assert.deepEqual(env(spec({ envs: [["HOSTNAME", "mine"]] }).process.env), ["HOSTNAME=mine"]);
 });
 
 test("containerSpec: pod files are mounted (read-only with a read-only rootfs) unless a user mount takes their path", () => {

@@ -6,6 +6,7 @@
  * request replace the defaults). Options skiff lacks are refused by the RPC layer, never ignored.
  */
 import { readFile } from "node:fs/promises";
+import { hostname as nodeHostname } from "node:os";
 import * as path from "node:path";
 import type { ImageRecord } from "../metadata/index.js";
 import { DEFAULT_PATH_ENV, defaultSpec, mergeEnv } from "../oci/spec.js";
@@ -62,8 +63,19 @@ export function containerArgs(image: ImageRecord, command: string[], args: strin
   return out;
 }
 
+/**
+ * The process environment as containerd and CRI-O build it: HOSTNAME (the pod's hostname, the
+ * node's for a host-network pod), then the image's (which may set HOSTNAME itself), then the
+ * container config's, each overriding the earlier ones by name.
+ */
+export function containerEnv(image: ImageRecord, pod: SandboxRecord, envs: [string, string][]): string[] {
+  const hostname = pod.namespaces.network === NS_NODE ? nodeHostname() : pod.hostname;
+  const imageEnv = image.config.env.length ? image.config.env : [DEFAULT_PATH_ENV];
+  return mergeEnv(mergeEnv([`HOSTNAME=${hostname}`], imageEnv), envs.map(([k, v]) => `${k}=${v}`));
+}
+
 export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: ContainerSpecInput, minOomScoreAdj: number): Spec {
-  const env = mergeEnv(image.config.env.length ? image.config.env : [DEFAULT_PATH_ENV], c.envs.map(([k, v]) => `${k}=${v}`));
+  const env = containerEnv(image, pod, c.envs);
   const spec: Spec = defaultSpec({
     args: containerArgs(image, c.command, c.args),
     env,

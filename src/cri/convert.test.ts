@@ -1,4 +1,5 @@
 import { test } from "node:test";
+import { existsSync } from "node:fs";
 import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { ContainerConfigSchema, ContainerState, PodSandboxConfigSchema, PodSandboxState, SecurityProfile_ProfileType } from "../gen/runtime/v1/api_pb.js";
@@ -78,6 +79,17 @@ test("createContainerRequest: config and metadata required, named by the pod; mo
   rejects(() => createContainerRequest("p", ctr({ envs: [{ key: "", value: "x" }] })), /empty key/);
   rejects(() => createContainerRequest("p", ctr({ mounts: [{ containerPath: "", hostPath: "/srv" }] })), /mounts\[0\]: container_path is empty/);
   rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { runAsUser: { value: -1n } } } })), /run_as_user: -1 is not a valid id/);
+  rejects(() => createContainerRequest("p", ctr({ linux: { securityContext: { runAsGroup: { value: 5n } } } })), /"c": run_as_group 5 is set without run_as_user or run_as_username/);
+  assert.equal(createContainerRequest("p", ctr({ linux: { securityContext: { runAsUsername: "daemon", runAsGroup: { value: 5n } } } })).runAsGroup, 5);
+});
+
+test("createContainerRequest: selinux_relabel on a mount is ignored on a host without SELinux, refused with it", () => {
+  const req = ctr({ mounts: [{ containerPath: "/data", hostPath: "/srv", selinuxRelabel: true }] });
+  if (existsSync("/sys/fs/selinux/enforce")) {
+    rejects(() => createContainerRequest("p", req), /"c": mounts\[0\]: SELinux relabeling is not supported/);
+  } else {
+    assert.deepEqual(createContainerRequest("p", req).mounts, [{ containerPath: "/data", hostPath: "/srv", readonly: false, propagation: 0 }]);
+  }
 });
 
 test("createContainerRequest: user, resources and namespace options carried over", () => {

@@ -29,6 +29,7 @@ import type { CreateContainerRequest } from "./ctrs.js";
 import { capabilityChange } from "./security.js";
 import { seccompRequest, type SeccompRequest } from "./seccomp.js";
 import { resourcesFromProto } from "./resources.js";
+import { selinuxEnabled } from "./selinux-linux.js";
 
 const PROTOCOLS: Record<number, "tcp" | "udp" | "sctp"> = { [Protocol.TCP]: "tcp", [Protocol.UDP]: "udp", [Protocol.SCTP]: "sctp" };
 
@@ -142,6 +143,9 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
   if (config.devices.length || config.CDIDevices.length) throw invalidArgument(`${what}: devices are not supported yet`);
   if (config.windows) throw invalidArgument(`${what}: Windows options on a Linux runtime`);
   const sc = config.linux?.securityContext;
+  if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername) {
+    throw invalidArgument(`${what}: run_as_group ${sc.runAsGroup.value} is set without run_as_user or run_as_username`);
+  }
   const caps = sc?.capabilities;
   const capabilities = capabilityChange(caps?.addCapabilities ?? [], caps?.dropCapabilities ?? [], caps?.addAmbientCapabilities ?? [], what);
   checkSelinux(sc?.selinuxOptions, what);
@@ -151,7 +155,9 @@ export function createContainerRequest(podId: string, config: ContainerConfig | 
   // Syntax and ranges here; host facts (hugepage sizes, cgroup version) when the container is made.
   const resources = r ? resourcesFromProto(r, what) : undefined;
   const mounts: MountRecord[] = config.mounts.map((mt, i) => {
-    if (mt.selinuxRelabel) throw invalidArgument(`${what}: mounts[${i}]: SELinux relabeling is not available on this host`);
+    // Without SELinux there is no label to set: ignored, as containerd and CRI-O do (kubelet sets
+    // it on every volume of a pod with an SELinux context). With SELinux skiff cannot relabel.
+    if (mt.selinuxRelabel && selinuxEnabled()) throw invalidArgument(`${what}: mounts[${i}]: SELinux relabeling is not supported by skiff`);
     if (mt.uidMappings.length || mt.gidMappings.length) throw invalidArgument(`${what}: mounts[${i}]: id-mapped mounts are not supported yet`);
     if (mt.image) throw invalidArgument(`${what}: mounts[${i}]: image volumes are not supported yet`);
     const propagation = PROPAGATION[mt.propagation];

@@ -26,12 +26,12 @@ test("layerDirs: upper first, then the lower dirs in order; bind sources", () =>
 
 test("resolveUser against the image's passwd and group (upper layer wins)", async (t) => {
   const m = await layers(t);
-  assert.deepEqual(await resolveUser(m, { username: "app", imageUser: "" }, "c"), { uid: 1000, gid: 1001, additionalGids: [29, 44] });
-  assert.deepEqual(await resolveUser(m, { uid: 1000, imageUser: "root" }, "c"), { uid: 1000, gid: 1001, additionalGids: [29, 44] });
-  assert.deepEqual(await resolveUser(m, { uid: 4242, imageUser: "" }, "c"), { uid: 4242, gid: 0, additionalGids: [] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "app:video" }, "c"), { uid: 1000, gid: 44, additionalGids: [29] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "1000:7", gid: 9, supplementalGroups: [29, 3] }, "c"), { uid: 1000, gid: 9, additionalGids: [3, 29, 44] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "" }, "c"), { uid: 0, gid: 0, additionalGids: [] });
+  assert.deepEqual(await resolveUser(m, { username: "app", imageUser: "" }, "c"), { uid: 1000, gid: 1001, additionalGids: [1001, 44, 29] });
+  assert.deepEqual(await resolveUser(m, { uid: 1000, imageUser: "root" }, "c"), { uid: 1000, gid: 1001, additionalGids: [1001, 44, 29] });
+  assert.deepEqual(await resolveUser(m, { uid: 4242, imageUser: "" }, "c"), { uid: 4242, gid: 0, additionalGids: [0] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "app:video" }, "c"), { uid: 1000, gid: 44, additionalGids: [44, 29] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "1000:7", gid: 9, supplementalGroups: [29, 3] }, "c"), { uid: 1000, gid: 9, additionalGids: [9, 44, 29, 3] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "" }, "c"), { uid: 0, gid: 0, additionalGids: [0] });
   await assert.rejects(resolveUser(m, { username: "old", imageUser: "" }, 'container "c"'), (e: Error) => isInvalidArgument(e) && /"old"/.test(e.message));
   await assert.rejects(resolveUser(m, { imageUser: "app:nogroup" }, "c"), isInvalidArgument);
 });
@@ -43,24 +43,24 @@ test("layerDirs: an overlay without upperdir (a view) and several mounts keep th
 
 test("resolveUser: numeric uid without a passwd entry, user:group forms, run_as_group override", async (t) => {
   const m = await layers(t);
-  assert.deepEqual(await resolveUser(m, { imageUser: "4242" }, "c"), { uid: 4242, gid: 0, additionalGids: [] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "4242:77" }, "c"), { uid: 4242, gid: 77, additionalGids: [] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "app" }, "c"), { uid: 1000, gid: 1001, additionalGids: [29, 44] });
-  assert.deepEqual(await resolveUser(m, { imageUser: "app:audio", gid: 3 }, "c"), { uid: 1000, gid: 3, additionalGids: [29, 44] });
-  assert.deepEqual(await resolveUser(m, { username: "app", imageUser: "4242", gid: 44 }, "c"), { uid: 1000, gid: 44, additionalGids: [29] });
-  assert.deepEqual(await resolveUser(m, { uid: 0, imageUser: "app" }, "c"), { uid: 0, gid: 0, additionalGids: [] }, "run_as_user wins over the image");
+  assert.deepEqual(await resolveUser(m, { imageUser: "4242" }, "c"), { uid: 4242, gid: 0, additionalGids: [0] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "4242:77" }, "c"), { uid: 4242, gid: 77, additionalGids: [77] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "app" }, "c"), { uid: 1000, gid: 1001, additionalGids: [1001, 44, 29] });
+  assert.deepEqual(await resolveUser(m, { imageUser: "app:audio", gid: 3 }, "c"), { uid: 1000, gid: 3, additionalGids: [3, 44, 29] });
+  assert.deepEqual(await resolveUser(m, { username: "app", imageUser: "4242", gid: 44 }, "c"), { uid: 1000, gid: 44, additionalGids: [44, 29] });
+  assert.deepEqual(await resolveUser(m, { uid: 0, imageUser: "app" }, "c"), { uid: 0, gid: 0, additionalGids: [0] }, "run_as_user wins over the image");
   await assert.rejects(resolveUser(m, { imageUser: "nobody" }, 'container "c"'), (e: Error) => isInvalidArgument(e) && /container "c": user "nobody" not found/.test(e.message));
 });
 
 test("resolveUser: run_as_user with run_as_group still gets the user's /etc/group memberships (as containerd does)", async (t) => {
   const m = await layers(t);
-  assert.deepEqual(await resolveUser(m, { uid: 1000, gid: 9, imageUser: "" }, "c"), { uid: 1000, gid: 9, additionalGids: [29, 44] });
-  assert.deepEqual(await resolveUser(m, { uid: 1000, gid: 9, supplementalGroups: [44, 2, 2], imageUser: "" }, "c"), { uid: 1000, gid: 9, additionalGids: [2, 29, 44] });
+  assert.deepEqual(await resolveUser(m, { uid: 1000, gid: 9, imageUser: "" }, "c"), { uid: 1000, gid: 9, additionalGids: [9, 44, 29] });
+  assert.deepEqual(await resolveUser(m, { uid: 1000, gid: 9, supplementalGroups: [44, 2, 2], imageUser: "" }, "c"), { uid: 1000, gid: 9, additionalGids: [9, 44, 29, 2] });
 });
 
 test("resolveUser: an image without /etc/passwd or /etc/group", async () => {
   const none = [{ type: "bind", source: "/nonexistent-skiff-layer", options: [] }];
-  assert.deepEqual(await resolveUser(none, { imageUser: "" }, "c"), { uid: 0, gid: 0, additionalGids: [] });
-  assert.deepEqual(await resolveUser(none, { uid: 5, supplementalGroups: [9, 1], imageUser: "" }, "c"), { uid: 5, gid: 0, additionalGids: [1, 9] });
+  assert.deepEqual(await resolveUser(none, { imageUser: "" }, "c"), { uid: 0, gid: 0, additionalGids: [0] });
+  assert.deepEqual(await resolveUser(none, { uid: 5, supplementalGroups: [9, 1], imageUser: "" }, "c"), { uid: 5, gid: 0, additionalGids: [0, 9, 1] });
   await assert.rejects(resolveUser(none, { username: "app", imageUser: "" }, "c"), isInvalidArgument);
 });

@@ -90,8 +90,9 @@ export interface UserRequest {
 /**
  * The uid, gid and additional groups a container runs with, resolved as containerd does:
  * an explicit uid or username, else the image's user; the gid from run_as_group, the image's
- * `user:group`, or the passwd entry; additional groups from /etc/group memberships plus the
- * requested supplemental groups.
+ * `user:group`, or the passwd entry; additional groups from /etc/group memberships, with the
+ * primary group always among them (as Docker and containerd give it: `id` shows
+ * `groups=0(root),10(wheel)` for busybox's root), plus the requested supplemental groups.
  */
 export async function resolveUser(mounts: RootfsMount[], req: UserRequest, what: string): Promise<ResolvedUser> {
   let userPart = "";
@@ -129,8 +130,11 @@ export async function resolveUser(mounts: RootfsMount[], req: UserRequest, what:
     }
   }
   if (req.gid !== undefined) gid = req.gid;
+  // The groups that list the user as a member (not the one named like the user), in the file's
+  // order; the primary group first unless it is among them; then the requested ones.
   const additional = new Set<number>();
-  if (name) for (const g of groups) if (g.members.includes(name) && g.gid !== gid) additional.add(g.gid);
-  for (const g of req.supplementalGroups ?? []) additional.add(g);
-  return { uid, gid, additionalGids: [...additional].sort((a, b) => a - b) };
+  if (name) for (const g of groups) if (g.name !== name && g.members.includes(name)) additional.add(g.gid);
+  const ordered = additional.has(gid) ? [...additional] : [gid, ...additional];
+  for (const g of req.supplementalGroups ?? []) if (!ordered.includes(g)) ordered.push(g);
+  return { uid, gid, additionalGids: ordered };
 }

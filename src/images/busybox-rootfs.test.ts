@@ -15,8 +15,8 @@ test("makeBusyboxRootfs lays out busybox, its applets and /etc", async (t) => {
   assert.ok(applets.includes("sh") && applets.includes("sleep"));
   const [sh, busybox] = await Promise.all([stat(join(dir.path, "bin/sh")), stat(join(dir.path, "bin/busybox"))]);
   assert.equal(sh.ino, busybox.ino, "applets are hard links to bin/busybox");
-  assert.match(await readFile(join(dir.path, "etc/passwd"), "utf8"), /^root:x:0:0:.*\nnobody:x:65534:65534:/);
-  assert.match(await readFile(join(dir.path, "etc/group"), "utf8"), /^root:x:0:\nnobody:x:65534:/);
+  assert.match(await readFile(join(dir.path, "etc/passwd"), "utf8"), /^root:x:0:0:.*\ndaemon:x:1:1:.*\nnobody:x:65534:65534:/);
+  assert.match(await readFile(join(dir.path, "etc/group"), "utf8"), /^root:x:0:\ndaemon:x:1:\nwheel:x:10:root\nnobody:x:65534:/);
   assert.equal(await readFile(join(dir.path, "etc/hosts"), "utf8"), "");
   assert.equal(await readFile(join(dir.path, "etc/resolv.conf"), "utf8"), "");
   for (const d of ["proc", "sys", "dev"]) assert.ok((await lstat(join(dir.path, d))).isDirectory(), d);

@@ -36,14 +36,16 @@ export interface BusyboxRootfsOptions {
   appletLinks?: "hard" | "symlink";
 }
 
-const PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
-const GROUP = "root:x:0:\nnobody:x:65534:\n";
+// A subset of the official busybox image's users and groups, with its memberships (root is in
+// wheel): what `id` shows in a container depends on them.
+const PASSWD = "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP = "root:x:0:\ndaemon:x:1:\nwheel:x:10:root\nnobody:x:65534:\n";
 
 /**
  * Fills `dir` (created if missing; normally an empty directory) with a minimal root file system:
  * bin/busybox and a link in bin/ for each applet it lists, /etc/passwd and /etc/group with
- * root and nobody, empty /etc/hosts and /etc/resolv.conf, empty /proc /sys /dev /root, and /tmp
- * with mode 1777. Dynamic: also the shared libraries at the paths `ldd` reports.
+ * root, daemon and nobody (root also in wheel), empty /etc/hosts and /etc/resolv.conf, empty
+ * /proc /sys /dev /root, and /tmp with mode 1777. Dynamic: also the shared libraries at the paths `ldd` reports.
  */
 export async function makeBusyboxRootfs(dir: string, opts: BusyboxRootfsOptions = {}): Promise<void> {
   const busybox = opts.dynamic ? dynamicBusyboxPath() : staticBusyboxPath();

@@ -3,7 +3,7 @@ import { lstat, mkdir, readdir, readFile } from "node:fs/promises";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ContentStore } from "../content/store.js";
-import { isNotFound } from "../errors.js";
+import { isInvalidArgument, isNotFound } from "../errors.js";
 import { MetadataStore } from "../metadata/index.js";
 import { unmountAll } from "../runtime/mount-linux.js";
 import { mountAll } from "../snapshots/mount.js";
@@ -51,6 +51,35 @@ describe("ImageService", () => {
     assert.throws(() => svc.get("other"), isNotFound);
     assert.equal(svc.find("NOT a ref!"), undefined);
     svc.remove("short");
+  });
+
+  test("find: a unique prefix of an image id, with or without sha256:; an ambiguous one is InvalidArgument; a name wins", () => {
+    const config = { os: "linux", architecture: "amd64", variant: "", entrypoint: [], cmd: [], env: [], user: "", workingDir: "", volumes: [], stopSignal: "", labels: {}, exposedPorts: [], diffIds: [], created: "" };
+    const put = (name: string, id: string) =>
+      meta.images.put({ name, config, size: 1, configDigest: `sha256:${id}`, target: { digest: `sha256:${id.split("").reverse().join("")}`, mediaType: "m", size: 1 } });
+    const idA = `0c797aea${"1".repeat(56)}`;
+    const idB = `0c797bb0${"2".repeat(56)}`;
+    const idC = `cafe${"3".repeat(60)}`;
+    put("prefix/a:1", idA);
+    put("prefix/a:2", idA); // two names, one image: not ambiguous
+    put("prefix/b:1", idB);
+    put("docker.io/library/cafe:latest", idC);
+    try {
+      assert.equal(svc.find("0c797aea")?.configDigest, `sha256:${idA}`);
+      assert.equal(svc.find("sha256:0c797b")?.configDigest, `sha256:${idB}`);
+      assert.equal(svc.find(idB)?.configDigest, `sha256:${idB}`, "the whole id without sha256:");
+      assert.equal(svc.find("0c797ae")?.name.startsWith("prefix/a:"), true);
+      for (const ambiguous of ["0c797", "sha256:0c7", "0"]) {
+        assert.throws(() => svc.find(ambiguous), (e: Error) => isInvalidArgument(e) && /ambiguous: it matches 2 images/.test(e.message), ambiguous);
+      }
+      assert.equal(svc.find("0c797ff"), undefined, "no image has that prefix");
+      assert.equal(svc.find("0C797AEA"), undefined, "ids are lower case");
+      // "cafe" is a short name and a hex prefix: the name resolves first.
+      assert.equal(svc.find("cafe")?.name, "docker.io/library/cafe:latest");
+      assert.equal(svc.find("caf")?.name, "docker.io/library/cafe:latest", "no image is named caf: the id prefix");
+    } finally {
+      for (const n of ["prefix/a:1", "prefix/a:2", "prefix/b:1", "docker.io/library/cafe:latest"]) meta.images.delete(n);
+    }
   });
 
   test("unpack: 2 layers with whiteouts → the merged view on a real overlay mount", async (t) => {

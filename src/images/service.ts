@@ -56,17 +56,34 @@ export class ImageService {
     return this.#images.list(filter);
   }
 
-  /** The image called `ref` (as given, or normalized), or else with that config digest (image id). */
+  /**
+   * The image called `ref` (as given, or normalized), or else the one whose config digest (image
+   * id) is `ref` or starts with it, with or without `sha256:` (`crictl rmi 0c797`), as containerd
+   * resolves ids. A name wins over an id prefix; a prefix of two images' ids is InvalidArgument.
+   */
   find(ref: string): ImageRecord | undefined {
     const exact = this.#images.find(ref);
     if (exact) return exact;
     if (/^sha256:[a-f0-9]{64}$/.test(ref)) return this.#images.list({ configDigest: ref })[0];
+    let named: ImageRecord | undefined;
     try {
-      return this.#images.find(normalizeName(ref));
+      named = this.#images.find(normalizeName(ref));
     } catch (err) {
-      if (isInvalidArgument(err)) return undefined;
-      throw err;
+      if (!isInvalidArgument(err)) throw err;
     }
+    return named ?? this.#findByIdPrefix(ref);
+  }
+
+  #findByIdPrefix(ref: string): ImageRecord | undefined {
+    const m = /^(?:sha256:)?([a-f0-9]{1,64})$/.exec(ref);
+    if (!m) return undefined;
+    const prefix = `sha256:${m[1]}`;
+    const ids = new Map<string, ImageRecord>();
+    for (const img of this.#images.list()) if (img.configDigest.startsWith(prefix) && !ids.has(img.configDigest)) ids.set(img.configDigest, img);
+    if (ids.size > 1) {
+      throw invalidArgument(`image id prefix "${ref}" is ambiguous: it matches ${ids.size} images (${[...ids.keys()].map((d) => d.slice(7, 19)).join(", ")})`);
+    }
+    return ids.values().next().value;
   }
 
   /** Like `find`; NotFound (the CRI layer answers with an unset image) when missing. */
