@@ -29,6 +29,7 @@ PACKAGES=(
   gcc                         # builds the static pause program of the built-in pause image
   libc6-dev                   # static libc for it
   tmux                        # `skiff exec -it` tested in a real terminal
+  python3-grpcio              # a second gRPC stack (C-core) as a CRI client in interop tests
 )
 # Packages that ship a service which must not be left running or enabled by the install:
 # skiff only needs their binaries, and a system containerd or registry would get in the way.

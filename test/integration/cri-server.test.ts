@@ -20,6 +20,7 @@ import { status } from "../../src/cri/status.js";
 
 const logger = process.env.SKIFF_TEST_LOG ? createLogger(process.env.SKIFF_TEST_LOG) : silentLogger;
 const MiB = 1024 * 1024;
+const PYTHON_CLIENT = path.resolve(import.meta.dirname, "../clients/grpc-python-call.py");
 
 interface Fixture {
   server: CriServer;
@@ -275,3 +276,24 @@ function rawGrpc(session: http2.ClientHttp2Session, method: string, extra: http2
     r.end(Buffer.alloc(5));
   });
 }
+
+test("gRPC C-core (Debian's python3-grpcio) calls Version with its own, the path and an empty :authority; an unknown method is UNIMPLEMENTED", async (t) => {
+  const f = await start(t, { runtime: { version } });
+  const py = (method: string, authority?: string) =>
+    new Promise<{ code: number; details: string; response: string }>((resolve, reject) => {
+      const args = [PYTHON_CLIENT, f.socket, method, ...(authority !== undefined ? [authority] : [])];
+      const child = spawn("/usr/bin/python3", args, { stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("error", reject);
+      child.on("close", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`python client exited ${code}: ${out}`))));
+    });
+  for (const authority of [undefined, f.socket, ""]) {
+    const r = await py("/runtime.v1.RuntimeService/Version", authority);
+    assert.equal(r.code, 0, `authority ${JSON.stringify(authority)}: ${r.details}`);
+    assert.ok(r.response.includes("skiff"), "the VersionResponse names the runtime");
+  }
+  const unknown = await py("/containerd.services.version.v1.Version/Version", f.socket);
+  assert.equal(unknown.code, grpc.status.UNIMPLEMENTED);
+  assert.match(unknown.details, /containerd\.services\.version\.v1\.Version/);
+});
