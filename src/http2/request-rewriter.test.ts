@@ -129,3 +129,22 @@ test("a preface split across reads waits for the rest", () => {
   assert.equal(Buffer.concat(rw.push(CLIENT_PREFACE.subarray(0, 2))).length, 0);
   assert.deepEqual(Buffer.concat(rw.push(Buffer.concat([CLIENT_PREFACE.subarray(2), settings]))), Buffer.concat([CLIENT_PREFACE, settings]));
 });
+
+test("random bytes after the preface either pass or end in an Http2ConnectionError, never another error", () => {
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let round = 0; round < 2000; round++) {
+    // Mostly well-formed frame headers of header types, with random payloads, so HPACK is reached.
+    const parts: Buffer[] = [CLIENT_PREFACE];
+    for (let f = 0; f < 3; f++) {
+      const payload = Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, () => Math.floor(rand() * 256)));
+      const type = [0x1, 0x9, 0x0, 0x1][Math.floor(rand() * 4)]!;
+      parts.push(frame(type, Math.floor(rand() * 256), Math.floor(rand() * 4), payload));
+    }
+    try {
+      run(Buffer.concat(parts), 1 + Math.floor(rand() * 20));
+    } catch (err) {
+      assert.ok(err instanceof Http2ConnectionError, `round ${round}: ${String(err)}`);
+    }
+  }
+});

@@ -25,6 +25,7 @@ const FLAG_PRIORITY = 0x20;
 
 /** HTTP/2 error codes used here (RFC 9113 §7). */
 export const H2_PROTOCOL_ERROR = 0x1;
+export const H2_INTERNAL_ERROR = 0x2;
 export const H2_FRAME_SIZE_ERROR = 0x6;
 export const H2_COMPRESSION_ERROR = 0x9;
 

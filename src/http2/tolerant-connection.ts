@@ -7,7 +7,7 @@
 import type * as http2 from "node:http2";
 import type * as net from "node:net";
 import { Duplex } from "node:stream";
-import { goawayFrame, Http2ConnectionError, RequestRewriter, type RequestRewriterOptions } from "./request-rewriter.js";
+import { goawayFrame, H2_INTERNAL_ERROR, Http2ConnectionError, RequestRewriter, type RequestRewriterOptions } from "./request-rewriter.js";
 
 /** Node's HTTP/2 defaults, which the server must be using when these are not given. */
 export const DEFAULT_MAX_FRAME_SIZE = 16_384;
@@ -59,8 +59,9 @@ export function serveTolerant(server: http2.Http2Server, socket: net.Socket, opt
     let out: Buffer[];
     try {
       out = rewriter.push(chunk);
-    } catch (err) {
-      if (!(err instanceof Http2ConnectionError)) throw err;
+    } catch (thrown) {
+      // Whatever went wrong, only this connection ends: never the process.
+      const err = thrown instanceof Http2ConnectionError ? thrown : new Http2ConnectionError(H2_INTERNAL_ERROR, `rewriting the request: ${String(thrown)}`);
       failed = true;
       opts.onProtocolError?.(err);
       socket.end(goawayFrame(0, err.h2Code));
