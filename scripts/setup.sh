@@ -30,6 +30,8 @@ PACKAGES=(
   libc6-dev                   # static libc for it
   tmux                        # `skiff exec -it` tested in a real terminal
   python3-grpcio              # a second gRPC stack (C-core) as a CRI client in interop tests
+  openssl                     # test certificates (streaming server over TLS)
+  file                        # the built-in image tests check what the pause binary is
 )
 # Packages that ship a service which must not be left running or enabled by the install:
 # skiff only needs their binaries, and a system containerd or registry would get in the way.
@@ -47,6 +49,9 @@ command -v dpkg-query >/dev/null || die "dpkg-query not found: skiff's setup exp
 for tool in node npm; do
   command -v "$tool" >/dev/null || die "$tool not found: install Node.js 20 first"
 done
+# Debian 12's own nodejs package is Node 18; skiff's pinned dependencies need 20 or newer.
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[[ $node_major -ge 20 ]] || die "Node.js $(node --version) found, skiff needs Node.js 20 or newer (Debian 12 ships 18: install Node.js 20 from nodejs.org or NodeSource)"
 
 is_root() { [[ $(id -u) -eq 0 ]]; }
 systemd_running() { [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; }
