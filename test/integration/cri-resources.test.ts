@@ -18,6 +18,15 @@ import { podConfig, ctrConfig, waitState } from "./cri-helpers.js";
 import type { Daemon } from "../../src/daemon/daemon.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The host's online CPUs, from the kernel's list ("0-3,8"). */
+async function onlineCpus(): Promise<number[]> {
+  const text = (await readFile("/sys/devices/system/cpu/online", "utf8")).trim();
+  return text.split(",").flatMap((r) => {
+    const [a, b = a] = r.split("-").map(Number);
+    return Array.from({ length: b! - a! + 1 }, (_, i) => a! + i);
+  });
+}
 const MiB = 1024 * 1024;
 
 /** The host directory of a v1 controller's cgroup of `pid` (read independently of skiff's code). */
@@ -62,13 +71,16 @@ test("resources: limits in the cgroup, updates, restart, stats, bad input", { ti
   const create = (name: string, cmd: string[], resources?: object) =>
     call(rt(), "CreateContainer", { pod_sandbox_id: pod, sandbox_config: podCfg, config: ctrConfig(name, cmd, resources ? { linux: { resources } } : {}) });
 
+  const online = await onlineCpus();
+  const offline = Array.from({ length: 1000 }, (_, i) => i).filter((c) => !online.includes(c));
+  const [firstCpu, lastCpu] = [online[0]!, online.at(-1)!];
   // Bad input: InvalidArgument naming the container and the field; nothing created.
   const bad: [object, RegExp][] = [
     [{ cpu_shares: -1 }, /container "bad"[^:]*: cpu_shares -1 is negative/],
     [{ cpu_quota: 50000 }, /container "bad"[^:]*: cpu_quota 50000 needs a cpu_period/],
     [{ cpu_period: 500, cpu_quota: 1000 }, /container "bad"[^:]*: cpu_period 500 is outside/],
     [{ cpuset_cpus: "0-" }, /container "bad"[^:]*: cpuset_cpus "0-"/],
-    [{ cpuset_cpus: "0-999" }, /container "bad"[^:]*: cpuset_cpus "0-999" names 2, 3, 4, 5, … \(not online/],
+    [{ cpuset_cpus: "0-999" }, new RegExp(`container "bad"[^:]*: cpuset_cpus "0-999" names ${offline.slice(0, 4).join(", ")}, … \\(not online`)],
     [{ memory_limit_in_bytes: 4096 }, /container "bad"[^:]*: memory_limit_in_bytes 4096 is below/],
     [{ hugepage_limits: [{ page_size: "3MB", limit: 0 }] }, /container "bad"[^:]*: hugepage_limits\[0\]: page size 3MB is not available/],
     [{ unified: { "memory.high": "100000000" } }, /container "bad"[^:]*: unified resources .* need cgroup v2; this host uses cgroup v1/],
@@ -107,20 +119,20 @@ test("resources: limits in the cgroup, updates, restart, stats, bad input", { ti
 
   // A created container: the update goes to its stored spec, applied when it starts.
   const later = (await create("later", ["sleep", "1000"])).container_id as string;
-  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpu_shares: 300, memory_limit_in_bytes: 48 * MiB, cpuset_cpus: "1", cpuset_mems: "0", oom_score_adj: 500 } });
+  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpu_shares: 300, memory_limit_in_bytes: 48 * MiB, cpuset_cpus: String(lastCpu), cpuset_mems: "0", oom_score_adj: 500 } });
   await call(rt(), "StartContainer", { container_id: later });
   const laterPid = await pidOf(rt(), later);
   assert.equal(await cgroupFile(laterPid, "cpu", "cpu.shares"), "300");
   assert.equal(await cgroupFile(laterPid, "memory", "memory.limit_in_bytes"), String(48 * MiB));
   // cpuset and OOM score, seen by the kernel for the container's process.
-  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), "1");
+  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), String(lastCpu));
   assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.mems"), "0");
-  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), /^Cpus_allowed_list:\s+1$/m);
+  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), new RegExp(`^Cpus_allowed_list:\\s+${lastCpu}$`, "m"));
   assert.equal((await readFile(`/proc/${laterPid}/oom_score_adj`, "utf8")).trim(), "500");
-  // And a cpuset update on the running container moves it.
-  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpuset_cpus: "0" } });
-  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), "0");
-  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), /^Cpus_allowed_list:\s+0$/m);
+  // And a cpuset update on the running container moves it (to another CPU where the host has two).
+  await call(rt(), "UpdateContainerResources", { container_id: later, linux: { cpuset_cpus: String(firstCpu) } });
+  assert.equal(await cgroupFile(laterPid, "cpuset", "cpuset.cpus"), String(firstCpu));
+  assert.match(await readFile(`/proc/${laterPid}/status`, "utf8"), new RegExp(`^Cpus_allowed_list:\\s+${firstCpu}$`, "m"));
 
   // CPU stats move while the container burns (20% of a core allowed).
   const cpuOf = async () => BigInt((await call(rt(), "ContainerStats", { container_id: burn })).stats.cpu.usage_core_nano_seconds.value as string);
