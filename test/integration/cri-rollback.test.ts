@@ -5,7 +5,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { makeEnv, cleanupEnv, startDaemon, shimPidsOfNamespace } from "./harness.js";
@@ -32,6 +33,18 @@ test("a RunPodSandbox failing at the runtime rolls back netns, CNI, snapshot, sh
   const logDir = path.join(env.dir, "logs");
   await mkdir(logDir);
   const active = async () => (await d.snapshotter.list()).filter((s) => s.kind === "active").length;
+  // host-local keeps one file per allocated address, named by the address, in
+  // `<ipam.dataDir>/<network name>/`: both read from the conflist the daemon loads.
+  const confDir = env.cfg.cni.confDir;
+  const [confFile, ...more] = (await readdir(confDir)).filter((n) => n.endsWith(".conflist"));
+  assert.ok(confFile && more.length === 0, `one conflist in ${confDir}`);
+  const conf = JSON.parse(await readFile(path.join(confDir, confFile), "utf8")) as { name: string; plugins: { ipam?: { type: string; dataDir?: string } }[] };
+  const ipam = conf.plugins.find((p) => p.ipam)?.ipam;
+  assert.equal(ipam?.type, "host-local");
+  assert.ok(ipam.dataDir, "the test network has its own IPAM store");
+  const ipamDir = path.join(ipam.dataDir, conf.name);
+  // No catch: a missing directory means host-local never allocated there (a wrong path).
+  const allocated = async () => (await readdir(ipamDir)).filter((x) => isIP(x) !== 0);
 
   await assert.rejects(call(runtime, "RunPodSandbox", { config: podConfig("rb", logDir), runtime_handler: "broken" }), (err: grpc.ServiceError) => {
     assert.match(detailsOf(err), /OCI runtime create failed/);
@@ -42,7 +55,7 @@ test("a RunPodSandbox failing at the runtime rolls back netns, CNI, snapshot, sh
   assert.equal(await active(), 0, "the pause container's snapshot removed");
   assert.deepEqual(await readdir(path.join(env.cfg.root, "pods")).catch(() => []), [], "pod dir removed");
   assert.deepEqual(await mountsUnder(env.dir), []);
-  assert.deepEqual(await readdir(path.join(env.dir, "ipam")).then((xs) => xs.filter((x) => /^\d/.test(x))).catch(() => []), [], "IP released");
+  assert.deepEqual(await allocated(), [], "IP released");
   const end = Date.now() + 10_000;
   let shims = await shimPidsOfNamespace(env.cfg.namespace);
   while (shims.length && Date.now() < end) {
@@ -52,8 +65,16 @@ test("a RunPodSandbox failing at the runtime rolls back netns, CNI, snapshot, sh
   assert.deepEqual(shims, [], "the shim started for the pod is shut down");
   assert.deepEqual(d.meta.shims.list(), []);
 
-  // The name is free again: the same pod now runs with the working handler.
+  // The name is free again: the same pod now runs with the working handler. It also shows the
+  // "IP released" check above looks where host-local records allocations: the pod's IP is there.
   const pod = (await call(runtime, "RunPodSandbox", { config: podConfig("rb", logDir) })).pod_sandbox_id;
+  const ip = (await call(runtime, "PodSandboxStatus", { pod_sandbox_id: pod })).status.network.ip as string;
+  assert.ok(isIP(ip), `the pod has an IP (${ip})`);
+  assert.deepEqual(await allocated(), [ip], "the running pod's IP is allocated in the IPAM store");
   await call(runtime, "StopPodSandbox", { pod_sandbox_id: pod });
   await call(runtime, "RemovePodSandbox", { pod_sandbox_id: pod });
+  // The network is torn down by the daemon after the RPCs return: poll for the release.
+  const until = Date.now() + 10_000;
+  while ((await allocated()).length && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(await allocated(), [], "the removed pod's IP is released");
 });
