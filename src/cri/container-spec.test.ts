@@ -44,6 +44,8 @@ test("containerArgs: command replaces the entrypoint (and drops cmd), args repla
   assert.deepEqual(containerArgs(img, [], ["run"]), ["/entry", "-v", "run"]);
   assert.deepEqual(containerArgs(image({ cmd: [] }), [], ["only-args"]), ["only-args"]);
   assert.throws(() => containerArgs(image({ cmd: [] }), [], []), (e: Error) => isInvalidArgument(e) && /"docker.io\/library\/app:1"/.test(e.message));
+  assert.throws(() => containerArgs(image(), ["x".repeat(4096)], [], 'container "c"'), (e: Error) => isInvalidArgument(e) && /container "c": the executable "x+…" is 4096 bytes long/.test(e.message));
+  assert.deepEqual(containerArgs(image(), ["x".repeat(4095)], []), ["x".repeat(4095)], "a name as long as a path may be is fine");
 });
 
 test("containerSpec: env merged over the image's, cwd, tty, user, noNewPrivileges, readonly rootfs", () => {

@@ -13,7 +13,7 @@ import { DEFAULT_PATH_ENV, defaultSpec, mergeEnv } from "../oci/spec.js";
 import { invalidArgument } from "../errors.js";
 import { NS_CONTAINER, NS_NODE, NS_POD, type MountRecord, type NamespaceMode, type SandboxRecord } from "./records.js";
 import { CONTAINER_TYPE_ANNOTATION } from "./pod-spec.js";
-import { cgroupsPath, setNamespace, type Spec } from "./spec-util.js";
+import { cgroupsPath, checkExecutable, setNamespace, type Spec } from "./spec-util.js";
 import type { ResolvedUser } from "./image-user.js";
 import { applySecurity, type ResolvedSecurity } from "./security.js";
 import { applyResources, type ContainerResources } from "./resources.js";
@@ -56,10 +56,11 @@ export async function ownOomScoreAdj(): Promise<number> {
 }
 
 /** `process.args` as containerd builds it: command replaces the entrypoint, args replace cmd. */
-export function containerArgs(image: ImageRecord, command: string[], args: string[]): string[] {
+export function containerArgs(image: ImageRecord, command: string[], args: string[], what = `container of image "${image.name}"`): string[] {
   const c = image.config;
   const out = command.length ? [...command, ...args] : [...c.entrypoint, ...(args.length ? args : c.cmd)];
   if (out.length === 0) throw invalidArgument(`image "${image.name}" has no entrypoint or cmd, and the container gives no command`);
+  checkExecutable(out[0]!, what);
   return out;
 }
 
@@ -77,7 +78,7 @@ export function containerEnv(image: ImageRecord, pod: SandboxRecord, envs: [stri
 export function containerSpec(image: ImageRecord, pod: SandboxRecord, c: ContainerSpecInput, minOomScoreAdj: number): Spec {
   const env = containerEnv(image, pod, c.envs);
   const spec: Spec = defaultSpec({
-    args: containerArgs(image, c.command, c.args),
+    args: containerArgs(image, c.command, c.args, `container "${c.name}"`),
     env,
     cwd: c.workingDir || image.config.workingDir || "/",
     terminal: c.tty,

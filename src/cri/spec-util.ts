@@ -12,6 +12,19 @@ export function setNamespace(spec: Spec, type: string, how: { path: string } | n
   spec.linux.namespaces = list;
 }
 
+/** Linux's PATH_MAX: execve(2) refuses a longer file name (ENAMETOOLONG). */
+export const MAX_EXECUTABLE_BYTES = 4095;
+
+/**
+ * Refuses an executable name no exec could run. Besides being the right answer, it keeps a huge
+ * name out of runc, whose error repeats it twice into a pipe the shim only drains after runc
+ * returns: past ~32 KiB that deadlocks until the shim call times out.
+ */
+export function checkExecutable(argv0: string, what: string): void {
+  const n = Buffer.byteLength(argv0);
+  if (n > MAX_EXECUTABLE_BYTES) throw invalidArgument(`${what}: the executable "${argv0.slice(0, 64)}…" is ${n} bytes long, more than a path may be (${MAX_EXECUTABLE_BYTES})`);
+}
+
 /** A signal name ("SIGTERM", "TERM") or number as a number; InvalidArgument when unknown. */
 export function signalNumber(s: string, what: string): number {
   if (s === "") return constants.signals.SIGTERM;

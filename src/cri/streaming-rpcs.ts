@@ -17,6 +17,7 @@ import type { RuntimeServiceImpl } from "./server.js";
 import type { PodService } from "./pods.js";
 import type { ContainerService } from "./ctrs.js";
 import { podVisible, type ContainerRecord } from "./records.js";
+import { checkExecutable } from "./spec-util.js";
 
 /** Ids are 64 hex characters; longer ones can match nothing (and would bloat error trailers). */
 const MAX_ID_CHARS = 128;
@@ -71,6 +72,7 @@ export function streamingServiceImpl(pods: PodService, ctrs: ContainerService, u
       const what = `exec in container "${req.containerId}"`;
       const c = running(req.containerId, "exec");
       if (req.cmd.length === 0 || req.cmd[0] === "") throw invalidArgument(`${what}: cmd is empty`);
+      checkExecutable(req.cmd[0]!, what);
       checkStreams(req, what);
       const url = server().register({ kind: "exec", containerId: c.id, cmd: [...req.cmd], tty: req.tty, stdin: req.stdin, stdout: req.stdout, stderr: req.stderr });
       return create(ExecResponseSchema, { url });
