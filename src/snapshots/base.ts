@@ -8,11 +8,12 @@
  * record is saved (a crash leaves an orphan dir, removed on next load), and a removed
  * snapshot's record is dropped before its directory is deleted.
  */
-import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename } from "node:fs/promises";
 import * as path from "node:path";
 import { Mutex } from "../content/mutex.js";
 import { alreadyExists, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { mountsUnder } from "../runtime/mount-linux.js";
+import { removeTree } from "../util/remove-tree.js";
 import { throwIfAborted } from "../util/signal.js";
 import { loadMeta, type MetaState, parentIds, saveMeta, type SnapshotRecord, toInfo } from "./meta.js";
 import type { Info, Kind, Mount, SnapshotOptions, Snapshotter, Usage } from "./snapshotter.js";
@@ -128,7 +129,7 @@ export abstract class DirSnapshotter implements Snapshotter {
         throw err;
       }
       this.#usageCache.delete(rec.id);
-      await rm(trash, { recursive: true, force: true });
+      await removeTree(trash);
     });
   }
 
@@ -178,7 +179,7 @@ export abstract class DirSnapshotter implements Snapshotter {
         await this.populate(id, kind, parents, opts.signal);
         await this.#save(next);
       } catch (err) {
-        await rm(this.snapshotDir(id), { recursive: true, force: true });
+        await removeTree(this.snapshotDir(id));
         throw err;
       }
       return this.mountsOf(id, kind, parents);
@@ -209,7 +210,7 @@ export abstract class DirSnapshotter implements Snapshotter {
       if (live.has(name)) continue;
       const dir = path.join(this.dir, "snapshots", name);
       if ((await mountsUnder(dir)).length) continue; // never delete through a mount
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
     }
     this.#state = state;
     return state;

@@ -17,6 +17,7 @@ import { mkfifo, openFifoReader } from "../../src/runtime/fifo.js";
 import { isAlive, waitForExit } from "../../src/util/proc.js";
 import { mountsUnder, unmountAll } from "../../src/runtime/mount-linux.js";
 import { run } from "../../src/util/exec.js";
+import { removeTree } from "../../src/util/remove-tree.js";
 
 export interface Env {
   dir: string;
@@ -124,7 +125,7 @@ export async function cleanupEnv(env: Env, d?: Daemon): Promise<string[]> {
     leftovers.push(...mounts.map((m) => `mount ${m}`));
     await unmountAll(env.dir).catch(() => {});
   }
-  await rm(env.dir, { recursive: true, force: true });
+  await removeTree(env.dir);
   return leftovers;
 }
 
