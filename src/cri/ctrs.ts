@@ -31,7 +31,7 @@ import { podShmSource } from "./pod-files.js";
 import { repoTagsAndDigests } from "./image-convert.js";
 import { resolveUser } from "./image-user.js";
 import { containerSpec, ownOomScoreAdj, type ContainerResources } from "./container-spec.js";
-import { signalNumber } from "./spec-util.js";
+import { checkExecutable, signalNumber } from "./spec-util.js";
 import { execSync, type ExecSyncResult } from "./exec-sync.js";
 import { DEFAULT_CONTAINER_SECURITY, resolveContainerSecurity, type ContainerSecurity } from "./security.js";
 import { checkHostResources, hostResources } from "./resources.js";
@@ -483,6 +483,7 @@ export class ContainerService {
     const c = this.get(id);
     if (c.state !== "running") throw failedPrecondition(`container "${id}" is ${c.state.toUpperCase()}, not RUNNING`);
     if (cmd.length === 0 || cmd[0] === "") throw invalidArgument(`exec in container "${id}": cmd is empty`);
+    checkExecutable(cmd[0]!, `exec in container "${id}"`);
     const process = (JSON.parse(this.d.containers.get(id).spec) as { process: Record<string, unknown> }).process;
     return execSync(this.d, {
       containerId: id,
